@@ -1,0 +1,34 @@
+"""vqpool: training-free pooling of speech representations by vector quantization.
+
+The public names are imported lazily so that ``vqpool --help`` does not pay for importing torch.
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "METHODS": "vqpool.pooling",
+    "pool": "vqpool.pooling",
+    "frame_weights": "vqpool.pooling",
+    "CorpusStats": "vqpool.pooling",
+    "heads": "vqpool.pooling.heads",
+    "FeatureStore": "vqpool.store",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+if TYPE_CHECKING:
+    from vqpool.pooling import METHODS, CorpusStats, frame_weights, pool
+    from vqpool.pooling import heads
+    from vqpool.store import FeatureStore
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'vqpool' has no attribute {name!r}")
+    module = import_module(_PUBLIC[name])
+    value = module if name == "heads" else getattr(module, name)
+    globals()[name] = value
+    return value

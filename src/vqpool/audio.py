@@ -1,0 +1,64 @@
+"""Reading audio: every file goes through here, so every upstream sees the same waveform.
+
+soundfile reads (integer PCM becomes float in [-1, 1]), channels are averaged to mono, soxr
+resamples. A file that cannot be used raises :class:`BadAudioError` naming it; callers that were
+asked to skip such files collect the errors and write them with :func:`write_skip_report`.
+"""
+
+import csv
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+from vqpool.errors import BadAudioError
+from vqpool.io import atomic_path
+
+ON_BAD_AUDIO = ("error", "skip")
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int,
+    *,
+    min_samples: int = 1,
+    reject_silent: bool = False,
+) -> np.ndarray:
+    """Return the file as mono float32 at ``sample_rate`` Hz.
+
+    ``min_samples`` is the shortest usable length after resampling (an upstream passes the
+    length of one frame); ``reject_silent`` also refuses files whose samples are all zero.
+    """
+    try:
+        data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except Exception as error:  # soundfile raises several types for unreadable files
+        raise BadAudioError(path, f"unreadable audio ({error})") from error
+    if data.shape[0] == 0:
+        raise BadAudioError(path, "empty audio (0 samples)")
+    waveform = data.mean(axis=1, dtype=np.float32)
+    if not np.isfinite(waveform).all():
+        raise BadAudioError(path, "audio contains NaN or infinite samples")
+    if source_rate != sample_rate:
+        waveform = soxr.resample(waveform, source_rate, sample_rate, quality="HQ").astype(np.float32)
+    if waveform.shape[0] < min_samples:
+        raise BadAudioError(
+            path,
+            f"too short: {waveform.shape[0]} samples at {sample_rate} Hz, "
+            f"at least {min_samples} needed for one frame",
+        )
+    if reject_silent and not np.any(waveform):
+        raise BadAudioError(path, "all-silent audio")
+    return waveform
+
+
+def write_skip_report(errors: Iterable[BadAudioError], path: str | os.PathLike) -> Path:
+    """Write the skipped files and why, as CSV (``path,reason``)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "reason"])
+        for error in errors:
+            writer.writerow([error.path, error.reason])
+    return Path(path)

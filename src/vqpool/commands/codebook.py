@@ -1,0 +1,12 @@
+"""`vqpool codebook` (under construction)."""
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("codebook", help="(under construction)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    raise SystemExit("vqpool codebook: not available yet")
