@@ -1,0 +1,363 @@
+"""Corpus statistics fitted once on the training split and reused for every split.
+
+Code counts and tuple frequencies feed `vq-gp`, `vq-bp` and `vq-sif` (METHODS.md section 2); the
+whitening and soft-decay transforms of the AP vectors feed the baselines of section 4.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from vqpool.errors import VqpoolError
+from vqpool.io import atomic_path
+from vqpool.pooling.masking import length_mask, weighted_average
+
+Batch = tuple[Tensor | None, Tensor, Tensor | None]
+
+PARTS = ("counts", "whitening", "softdecay")
+SOFTDECAY_ALPHA = -0.6
+# Eigenvalues of a D x D scatter or Gram matrix below this fraction of the largest are numerical
+# zeros (fp32 inputs, float64 maths): their directions get weight 0 instead of being blown up.
+EIGEN_RTOL = 1e-10
+FORMAT = "vqpool.CorpusStats"
+FORMAT_VERSION = 1
+
+
+def decay_singular_values(s: Tensor, alpha: float = SOFTDECAY_ALPHA) -> Tensor:
+    """Soft-Decay: ``f(s) = -log(1 - alpha (s + alpha) + 1e-7) / alpha``, rescaled along the last
+    dimension so that ``max f(s) = max s``."""
+    f = -torch.log(1 - alpha * (s + alpha) + 1e-7) / alpha
+    return f * (s.amax(-1, keepdim=True) / f.amax(-1, keepdim=True))
+
+
+def code_tuple_ids(codes: Tensor, codebook_size: int) -> Tensor:
+    """One integer per code tuple: ``sum_g q^g V^g``. ``[..., G] -> int64 [...]``."""
+    powers = codebook_size ** torch.arange(codes.shape[-1], device=codes.device)
+    return (codes.long() * powers).sum(-1)
+
+
+@dataclass(eq=False, repr=False)
+class CorpusStats:
+    """What the training corpus contributes to pooling; build with `CorpusStats.fit` or `load`.
+
+    ``include`` lists the parts fitted (of `PARTS`); the tensors of the other parts are None.
+    ``code_counts`` holds raw counts: smoothing is added at pool time. Tensors live on the CPU.
+    """
+
+    include: tuple[str, ...]
+    num_utterances: int
+    total_frames: int
+    dim: int | None = None
+    num_codebooks: int | None = None
+    codebook_size: int | None = None
+    code_counts: Tensor | None = None  # int64 [G, V]
+    tuple_ids: Tensor | None = None  # int64 [U], sorted: every code tuple seen
+    tuple_counts: Tensor | None = None  # int64 [U]
+    whitening_mean: Tensor | None = None  # float64 [D]
+    whitening_matrix: Tensor | None = None  # float64 [D, D]
+    softdecay_basis: Tensor | None = None  # float64 [D, K]: V of X = U diag(s) V^T
+    softdecay_scale: Tensor | None = None  # float64 [K]: f(s) / s
+
+    def __post_init__(self) -> None:
+        self.include = tuple(self.include)
+
+    def __repr__(self) -> str:
+        return (
+            f"CorpusStats(include={self.include}, num_utterances={self.num_utterances}, "
+            f"total_frames={self.total_frames}, dim={self.dim}, "
+            f"num_codebooks={self.num_codebooks}, codebook_size={self.codebook_size})"
+        )
+
+    @classmethod
+    def fit(
+        cls,
+        batches: Iterable[Batch],
+        codebook_size: int | None = None,
+        *,
+        include: Iterable[str] | None = None,
+        progress: bool = True,
+    ) -> CorpusStats:
+        """Fit on a stream of ``(frames, lengths, codes)`` batches, one pass, never holding frames.
+
+        ``frames`` is ``[B, L, D]`` (padded), or ``[B, D]`` AP vectors already pooled (stores
+        that keep pooled vectors only), or None; ``lengths`` ``[B]`` counts each utterance's true
+        frames; ``codes`` is ``[B, L, G]`` or None. Every batch must carry the same kinds.
+        ``include`` picks parts of `PARTS` (default: all the batches allow); ``codebook_size`` (V)
+        is needed for "counts". Pass the training split's batches; to reproduce the reference
+        implementation, whose counts also covered the validation split, chain both splits.
+        ``progress`` shows a bar of batches on stderr.
+        """
+        wanted = None if include is None else _check_include(include)
+        parts: tuple[str, ...] = ()
+        layout: tuple[bool, bool] | None = None
+        counts: _CodeCounts | None = None
+        moments: _Moments | None = None
+        num_utterances = total_frames = 0
+        for index, batch in enumerate(
+            tqdm(batches, desc="corpus statistics", unit="batch", leave=False, disable=not progress)
+        ):
+            frames, lengths, codes = _check_batch(batch, index)
+            if layout is None:
+                layout = (frames is not None, codes is not None)
+                parts = _choose_parts(wanted, *layout)
+                if "counts" in parts:
+                    counts = _CodeCounts(
+                        codes.shape[-1], _check_codebook_size(codebook_size, codes)
+                    )
+                if "whitening" in parts or "softdecay" in parts:
+                    moments = _Moments(frames.shape[-1])
+            elif layout != (frames is not None, codes is not None):
+                raise VqpoolError(
+                    f"batch {index}: every batch must carry the same kinds of data as the first "
+                    f"(frames: {layout[0]}, codes: {layout[1]})"
+                )
+            if counts is not None:
+                counts.update(codes, lengths, index)
+            if moments is not None:
+                moments.update(_ap_vectors(frames, lengths), index)
+            num_utterances += lengths.shape[0]
+            total_frames += int(lengths.sum())
+        if layout is None:
+            raise VqpoolError(
+                "CorpusStats.fit: batches is empty; pass the training split's batches"
+            )
+
+        stats = cls(include=parts, num_utterances=num_utterances, total_frames=total_frames)
+        if counts is not None:
+            stats.num_codebooks, stats.codebook_size = counts.num_codebooks, counts.codebook_size
+            stats.code_counts = counts.counts.view(counts.num_codebooks, counts.codebook_size)
+            stats.tuple_ids, stats.tuple_counts = counts.tuple_ids, counts.tuple_counts
+        if moments is not None:
+            stats.dim = moments.mean.shape[0]
+        if "whitening" in parts:
+            stats.whitening_mean = moments.mean
+            stats.whitening_matrix = _whitening_matrix(moments.scatter, moments.count)
+        if "softdecay" in parts:
+            gram = moments.scatter + moments.count * torch.outer(moments.mean, moments.mean)
+            stats.softdecay_basis, stats.softdecay_scale = _softdecay_transform(gram)
+        return stats
+
+    def tuple_frequency(self, codes: Tensor) -> Tensor:
+        """``p(q_t)``: corpus count of each frame's code tuple / total frames, 0 for a tuple never
+        seen. ``[B, L, G] -> fp32 [B, L]`` on the codes' device; padding values are not checked."""
+        self._require("counts", "tuple frequencies (vq-sif)")
+        ids = code_tuple_ids(codes, self.codebook_size)
+        known = self.tuple_ids.to(ids.device)
+        position = torch.searchsorted(known, ids).clamp_max(known.numel() - 1)
+        count = torch.where(known[position] == ids, self.tuple_counts.to(ids.device)[position], 0)
+        return (count.double() / self.total_frames).float()
+
+    def check_codes(self, codes: Tensor, lengths: Tensor | None = None) -> None:
+        """Raise VqpoolError unless ``codes [B, L, G]`` matches the fitted G and V (values are
+        checked on the true frames only when ``lengths`` is given)."""
+        self._require("counts", "codes")
+        if codes.is_floating_point() or codes.dtype == torch.bool or codes.ndim != 3:
+            raise VqpoolError(
+                f"codes must be an integer tensor [B, L, G]; got {codes.dtype} {tuple(codes.shape)}"
+            )
+        if codes.shape[-1] != self.num_codebooks:
+            raise VqpoolError(
+                f"codes have G={codes.shape[-1]} codebooks but the corpus statistics were fitted "
+                f"with G={self.num_codebooks}"
+            )
+        values = codes if lengths is None else codes[length_mask(lengths, codes.shape[1])]
+        if values.numel() and (values.min() < 0 or values.max() >= self.codebook_size):
+            raise VqpoolError(
+                f"codes range over [{int(values.min())}, {int(values.max())}] but the corpus "
+                f"statistics were fitted with V={self.codebook_size} (codes in [0, V))"
+            )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write one file atomically: every field plus a format tag, version and the constants."""
+        payload = {field.name: getattr(self, field.name) for field in fields(self)}
+        payload.update(
+            format=FORMAT,
+            version=FORMAT_VERSION,
+            include=list(self.include),
+            softdecay_alpha=SOFTDECAY_ALPHA,
+            eigen_rtol=EIGEN_RTOL,
+        )
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> CorpusStats:
+        path = Path(path)
+        if not path.is_file():
+            raise VqpoolError(f"{path}: corpus statistics file not found")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises many types for a damaged or foreign file
+            raise VqpoolError(f"{path}: cannot read corpus statistics ({error})") from error
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise VqpoolError(f"{path}: not a vqpool corpus statistics file")
+        if payload.get("version") != FORMAT_VERSION:
+            raise VqpoolError(
+                f"{path}: corpus statistics format version {payload.get('version')}; "
+                f"this vqpool reads version {FORMAT_VERSION}"
+            )
+        missing = [field.name for field in fields(cls) if field.name not in payload]
+        if missing:
+            raise VqpoolError(f"{path}: corpus statistics file lacks {', '.join(missing)}")
+        return cls(**{field.name: payload[field.name] for field in fields(cls)})
+
+    def _require(self, part: str, what: str) -> None:
+        if part not in self.include:
+            raise VqpoolError(
+                f"{what} need corpus statistics fitted with {part!r}, but these were fitted with "
+                f"{self.include} (fit on batches that carry {'codes' if part == 'counts' else 'frames'})"
+            )
+
+
+class _CodeCounts:
+    """Per-codebook code counts and code-tuple counts, merged batch by batch."""
+
+    def __init__(self, num_codebooks: int, codebook_size: int) -> None:
+        self.num_codebooks, self.codebook_size = num_codebooks, codebook_size
+        self.counts = torch.zeros(num_codebooks * codebook_size, dtype=torch.long)
+        self.tuple_ids = torch.zeros(0, dtype=torch.long)
+        self.tuple_counts = torch.zeros(0, dtype=torch.long)
+
+    def update(self, codes: Tensor, lengths: Tensor, index: int) -> None:
+        if codes.shape[-1] != self.num_codebooks:
+            raise VqpoolError(
+                f"batch {index}: codes have G={codes.shape[-1]}, earlier batches G={self.num_codebooks}"
+            )
+        q = codes[length_mask(lengths, codes.shape[1])].long()  # [M, G] true frames only
+        if q.numel() and (q.min() < 0 or q.max() >= self.codebook_size):
+            raise VqpoolError(
+                f"batch {index}: codes range over [{int(q.min())}, {int(q.max())}], outside "
+                f"[0, codebook_size={self.codebook_size})"
+            )
+        # one bincount for all codebooks: codebook g's codes are shifted to [g V, (g + 1) V)
+        offsets = torch.arange(self.num_codebooks, device=q.device) * self.codebook_size
+        self.counts += torch.bincount((q + offsets).flatten(), minlength=self.counts.numel()).cpu()
+        ids, counts = torch.unique(code_tuple_ids(q, self.codebook_size), return_counts=True)
+        merged, inverse = torch.unique(torch.cat([self.tuple_ids, ids.cpu()]), return_inverse=True)
+        totals = torch.cat([self.tuple_counts, counts.cpu()])
+        self.tuple_counts = torch.zeros_like(merged).index_add_(0, inverse, totals)
+        self.tuple_ids = merged
+
+
+class _Moments:
+    """Count, mean and scatter of the AP vectors in float64, merged batch by batch (Chan et al.),
+    so streaming gives the one-batch result up to rounding and memory stays O(D^2)."""
+
+    def __init__(self, dim: int) -> None:
+        self.count = 0
+        self.mean = torch.zeros(dim, dtype=torch.float64)
+        self.scatter = torch.zeros(dim, dim, dtype=torch.float64)
+
+    def update(self, vectors: Tensor, index: int) -> None:
+        if vectors.shape[-1] != self.mean.shape[0]:
+            raise VqpoolError(
+                f"batch {index}: frames have D={vectors.shape[-1]}, earlier batches D={self.mean.shape[0]}"
+            )
+        x = vectors.double().cpu()
+        n, total = x.shape[0], self.count + x.shape[0]
+        if n == 0:
+            return
+        mean = x.mean(0)
+        centred, delta = x - mean, mean - self.mean
+        self.scatter += centred.T @ centred + torch.outer(delta, delta) * (self.count * n / total)
+        self.mean += delta * (n / total)
+        self.count = total
+
+
+def _ap_vectors(frames: Tensor, lengths: Tensor) -> Tensor:
+    """AP of each utterance's true frames (``[B, D]`` input is taken as AP vectors already)."""
+    if frames.ndim == 2:
+        return frames
+    mask = length_mask(lengths, frames.shape[1])
+    return weighted_average(frames, mask / lengths[:, None])
+
+
+def _whitening_matrix(scatter: Tensor, count: int) -> Tensor:
+    """``W = U diag(1 / sqrt(s))`` from the SVD of the scatter matrix; null directions get 0."""
+    if count < 2:
+        raise VqpoolError(
+            "whitening needs the AP vectors of at least 2 utterances; fit on more data or pass "
+            "include without 'whitening'"
+        )
+    u, s, _ = torch.linalg.svd(scatter)
+    return u * torch.where(s > EIGEN_RTOL * s[0], s.rsqrt(), 0.0)
+
+
+def _softdecay_transform(gram: Tensor) -> tuple[Tensor, Tensor]:
+    """``V`` and ``f(s) / s`` for ``X = U diag(s) V^T``, read off ``X^T X = V diag(s^2) V^T`` (the
+    Gram matrix streams; X does not), keeping the directions X spans."""
+    v, eigenvalues, _ = torch.linalg.svd(gram)
+    keep = eigenvalues > EIGEN_RTOL * eigenvalues[0]
+    if not keep.any():
+        raise VqpoolError("soft-decay: every AP vector of the corpus is zero")
+    s = eigenvalues[keep].sqrt()
+    return v[:, keep], decay_singular_values(s) / s
+
+
+def _check_include(include: Iterable[str]) -> tuple[str, ...]:
+    parts = (include,) if isinstance(include, str) else tuple(include)
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise VqpoolError(f"include: unknown part(s) {unknown}; choose from {PARTS}")
+    return tuple(part for part in PARTS if part in parts)
+
+
+def _choose_parts(
+    wanted: tuple[str, ...] | None, has_frames: bool, has_codes: bool
+) -> tuple[str, ...]:
+    available = tuple(part for part in PARTS if (has_codes if part == "counts" else has_frames))
+    if wanted is None:
+        return available
+    lacking = [part for part in wanted if part not in available]
+    if lacking:
+        raise VqpoolError(
+            f"include asks for {lacking}, but the batches carry no "
+            f"{'codes' if 'counts' in lacking else 'frames'}"
+        )
+    return wanted
+
+
+def _check_codebook_size(codebook_size: int | None, codes: Tensor) -> int:
+    if codebook_size is None or codebook_size < 1:
+        raise VqpoolError("CorpusStats.fit: pass codebook_size (V) when the batches carry codes")
+    if codebook_size ** codes.shape[-1] > torch.iinfo(torch.long).max:
+        raise VqpoolError(
+            f"V={codebook_size} ** G={codes.shape[-1]} code tuples overflow int64 tuple ids"
+        )
+    return codebook_size
+
+
+def _check_batch(batch: Batch, index: int) -> Batch:
+    try:
+        frames, lengths, codes = batch
+    except (TypeError, ValueError) as error:
+        raise VqpoolError(f"batch {index}: expected a (frames, lengths, codes) tuple") from error
+    if not isinstance(lengths, Tensor) or lengths.ndim != 1 or lengths.is_floating_point():
+        raise VqpoolError(f"batch {index}: lengths must be an integer tensor [B]")
+    if frames is None and codes is None:
+        raise VqpoolError(f"batch {index}: carries neither frames nor codes")
+    padded = [x for x in (frames, codes) if x is not None and x.ndim == 3]
+    if frames is not None and frames.ndim not in (2, 3):
+        raise VqpoolError(
+            f"batch {index}: frames must be [B, L, D] or AP vectors [B, D]; got {tuple(frames.shape)}"
+        )
+    if codes is not None and (codes.ndim != 3 or codes.is_floating_point()):
+        raise VqpoolError(
+            f"batch {index}: codes must be an integer tensor [B, L, G]; got {tuple(codes.shape)}"
+        )
+    for x in (frames, codes):
+        if x is not None and x.shape[0] != lengths.shape[0]:
+            raise VqpoolError(
+                f"batch {index}: {lengths.shape[0]} lengths for {x.shape[0]} utterances"
+            )
+    for x in padded:
+        if lengths.numel() and (lengths.min() < 1 or lengths.max() > x.shape[1]):
+            raise VqpoolError(f"batch {index}: lengths must lie in [1, L={x.shape[1]}]")
+    return frames, lengths, codes

@@ -1,0 +1,110 @@
+"""Statistics pooling, whitening and soft-decay against loop and numpy references."""
+
+import numpy as np
+import pytest
+import torch
+
+from vqpool.errors import VqpoolError
+from vqpool.pooling.baselines import soft_decay, statistics_pooling, whiten
+from vqpool.pooling.stats import CorpusStats
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")),
+]
+
+
+def padded_batch(lengths, dim=5, seed=0, dtype=torch.float32):
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor(lengths)
+    frames = torch.randn(len(lengths), int(lengths.max()) + 2, dim, generator=generator) * 2 + 1
+    padding = torch.arange(frames.shape[1])[None, :] >= lengths[:, None]
+    frames[padding] = float("nan")  # garbage that must not leak
+    return frames.to(dtype), lengths
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_statistics_pooling_matches_loop(device, dtype):
+    frames, lengths = padded_batch([1, 4, 9, 2], dtype=dtype)
+    pooled = statistics_pooling(frames.to(device), lengths.to(device))
+    assert pooled.shape == (4, 10) and pooled.dtype == torch.float32
+    for i, n in enumerate(lengths.tolist()):
+        h = frames[i, :n].double()
+        std = h.std(0, unbiased=True) if n > 1 else torch.zeros(5, dtype=torch.float64)
+        expected = torch.cat([h.mean(0), std + 1e-5]).float()
+        torch.testing.assert_close(pooled[i].cpu(), expected, rtol=1e-5, atol=1e-6)
+    assert torch.all(pooled[0, 5:] == torch.tensor(1e-5))  # T = 1: std is exactly 1e-5
+
+
+def fit(x):
+    return CorpusStats.fit([(x, torch.ones(len(x), dtype=torch.long), None)])
+
+
+def corpus(seed=1, n=40, dim=5):
+    generator = torch.Generator().manual_seed(seed)
+    mixing = torch.randn(dim, dim, generator=generator)
+    return (torch.randn(n, dim, generator=generator) @ mixing + 3).double()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_whiten_matches_numpy_whiteningbert(device):
+    x = corpus()
+    stats = fit(x)
+    probe = corpus(seed=2, n=6)
+    ours = whiten(probe.float().to(device), stats).cpu().double()
+    mu = x.numpy().mean(0)
+    u, s, _ = np.linalg.svd((x.numpy() - mu).T @ (x.numpy() - mu))
+    theirs = (probe.numpy() - mu) @ u @ np.diag(1 / np.sqrt(s))
+    theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
+    torch.testing.assert_close(ours.norm(dim=1), torch.ones(6, dtype=torch.float64))
+    # SVD column signs are arbitrary; cosine similarities between outputs are not
+    np.testing.assert_allclose((ours @ ours.T).numpy(), theirs @ theirs.T, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_soft_decay_paper_matches_numpy(device):
+    x = corpus(seed=3)
+    probe = corpus(seed=4, n=6)
+    ours = soft_decay(probe.float().to(device), fit(x))
+    assert ours.dtype == torch.float32 and ours.device.type == device
+    _, s, vt = np.linalg.svd(x.numpy(), full_matrices=False)
+    f = -np.log(1 + 0.6 * (s - 0.6) + 1e-7) / -0.6
+    f *= s.max() / f.max()
+    theirs = probe.numpy() @ vt.T @ np.diag(f / s) @ vt
+    np.testing.assert_allclose(ours.cpu().numpy(), theirs, rtol=1e-4, atol=1e-4)
+
+
+def reference_soft_decay(embeddings):
+    """The reference implementation's per-batch transform, run here on one vector at a time."""
+    u, s, v = torch.svd(embeddings)
+    alpha = -0.6
+    new_s = -torch.log(1 - alpha * (s + alpha) + 1e-7) / alpha
+    new_s = new_s / (new_s.max() / s.max())
+    return u @ torch.diag(new_s) @ v.T
+
+
+def test_soft_decay_reference_is_per_vector_identity():
+    vectors = torch.cat([corpus(seed=5, n=5).float(), torch.full((1, 5), 0.1)])
+    ours = soft_decay(vectors, None, "reference")
+    loop = torch.cat([reference_soft_decay(v[None].double()) for v in vectors]).float()
+    torch.testing.assert_close(ours, loop)
+    torch.testing.assert_close(torch.nn.functional.cosine_similarity(ours, vectors), torch.ones(6))
+    torch.testing.assert_close(ours, vectors)
+    assert torch.equal(soft_decay(torch.zeros(2, 5), None, "reference"), torch.zeros(2, 5))
+
+
+def test_errors_without_fitted_transforms():
+    x = corpus()
+    codes_only = CorpusStats.fit(
+        [(None, torch.ones(2, dtype=torch.long), torch.zeros(2, 1, 2, dtype=torch.long))], 4
+    )
+    for transform in (whiten, soft_decay):
+        with pytest.raises(VqpoolError, match="frames"):
+            transform(x.float(), None)
+        with pytest.raises(VqpoolError, match="frames"):
+            transform(x.float(), codes_only)
+        with pytest.raises(VqpoolError, match="D=5"):
+            transform(torch.zeros(2, 7), fit(x))
+    with pytest.raises(VqpoolError, match="semantics"):
+        soft_decay(x.float(), fit(x), "papers")
