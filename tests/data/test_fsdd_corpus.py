@@ -1,0 +1,72 @@
+"""FSDD on the real recordings (read in place) and on tiny trees for the broken cases."""
+
+from collections import Counter
+
+import corpus_trees
+import pytest
+
+from vqpool.data import prepare
+from vqpool.errors import VqpoolError
+
+SPEAKERS = {"george", "jackson", "lucas", "nicolas", "theo", "yweweler"}
+
+
+def voices(rows, split):
+    return {row["speaker"] for row in rows if row["split"] == split}
+
+
+def test_digit_task_on_the_real_folder(fsdd_root, capsys):
+    rows = prepare("fsdd", fsdd_root)
+    assert "SOURCE.md" in capsys.readouterr().err  # reported, not silently skipped
+    assert len(rows) == 3000 and {row["speaker"] for row in rows} == SPEAKERS
+    assert {row["label"] for row in rows} == set("0123456789")
+    assert Counter(row["split"] for row in rows) == {"train": 2400, "validation": 300, "test": 300}
+    for row in rows:
+        index = int(row["id"].rsplit("_", 1)[1])
+        expected = "test" if index < 5 else "validation" if index < 10 else "train"
+        assert row["split"] == expected and row["id"].startswith(
+            f"{row['label']}_{row['speaker']}_"
+        )
+
+
+def test_speaker_task_on_the_real_folder(fsdd_root):
+    rows = prepare("fsdd", fsdd_root, label="speaker")
+    assert {row["label"] for row in rows} == SPEAKERS
+    for split, size in (("train", 2400), ("validation", 300), ("test", 300)):
+        assert (
+            sum(row["split"] == split for row in rows) == size and voices(rows, split) == SPEAKERS
+        )
+
+
+def test_speaker_split_holds_out_two_voices_chosen_by_the_seed(fsdd_root):
+    rows = prepare("fsdd", fsdd_root, split="speaker", seed=0)
+    train, validation, test = (voices(rows, split) for split in ("train", "validation", "test"))
+    assert (len(train), len(validation), len(test)) == (4, 1, 1)
+    assert train | validation | test == SPEAKERS and not validation & test
+    assert Counter(row["split"] for row in rows) == {"train": 2000, "validation": 500, "test": 500}
+    assert rows == prepare("fsdd", fsdd_root, split="speaker", seed=0)
+    chosen = {
+        tuple(voices(prepare("fsdd", fsdd_root, split="speaker", seed=seed), "test"))
+        for seed in range(6)
+    }
+    assert len(chosen) > 1
+
+
+def test_options_and_broken_trees(tmp_path):
+    with pytest.raises(VqpoolError, match="would test on speakers never trained on"):
+        prepare("fsdd", tmp_path, label="speaker", split="speaker")
+    with pytest.raises(VqpoolError, match="fsdd label 'accent' is not one of digit, speaker"):
+        prepare("fsdd", tmp_path, label="accent")
+    with pytest.raises(VqpoolError, match=r"no \{digit\}_\{speaker\}_\{index\}.wav recordings"):
+        prepare("fsdd", tmp_path)
+
+    repository = tmp_path / "free-spoken-digit-dataset"
+    for name in ("3_theo_7.wav", "4_jackson_0.wav"):
+        corpus_trees.tone(repository / "recordings" / name, sample_rate=8000)
+    rows = prepare("fsdd", repository)  # the repository folder, which holds recordings/
+    assert [(row["label"], row["speaker"], row["split"]) for row in rows] == [
+        ("3", "theo", "validation"), ("4", "jackson", "test")
+    ]  # fmt: skip
+    corpus_trees.tone(repository / "recordings" / "five_theo_1.wav", sample_rate=8000)
+    with pytest.raises(VqpoolError, match="five_theo_1.wav: malformed name"):
+        prepare("fsdd", repository)
