@@ -1,0 +1,33 @@
+"""Reports: the paper's tables with its own figures beside ours, and the paper's figures as PNG.
+
+``write_report`` turns results files into report.md, tables.csv, results.json and bar charts;
+``plot_frame_weights`` (Figure 3) and ``plot_tsne`` (Figure 2) draw from arrays, and
+``draw_frame_weights`` / ``draw_tsne`` feed them from an audio file or a feature store
+(``store_vectors`` gives the pooled vectors themselves).
+"""
+
+from vqpool.report.build import ReportFiles, write_report
+from vqpool.report.figures import plot_accuracy_bars, plot_frame_weights, plot_tsne
+from vqpool.report.inputs import Drawn, StoreVectors, draw_frame_weights, draw_tsne, store_vectors
+from vqpool.report.results import Results, load_results
+from vqpool.report.tables import Cell, Table, build_tables, to_markdown, to_text
+
+__all__ = [
+    "Cell",
+    "Drawn",
+    "ReportFiles",
+    "StoreVectors",
+    "Results",
+    "Table",
+    "build_tables",
+    "draw_frame_weights",
+    "draw_tsne",
+    "load_results",
+    "plot_accuracy_bars",
+    "plot_frame_weights",
+    "plot_tsne",
+    "store_vectors",
+    "to_markdown",
+    "to_text",
+    "write_report",
+]

@@ -1,0 +1,135 @@
+"""``write_report``: results files -> report.md, tables.csv, results.json and one bar chart per table."""
+
+import csv
+import io
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from vqpool.io import atomic_write_text
+from vqpool.report.figures import plot_accuracy_bars
+from vqpool.report.paper_tables import task_label
+from vqpool.report.results import Results, load_results, parse_timestamp
+from vqpool.report.tables import Table, build_tables, long_rows, to_markdown
+
+CSV_COLUMNS = ("protocol", "upstream", "task", "method", "ours", "std", "paper")
+
+
+@dataclass
+class ReportFiles:
+    markdown: Path
+    csv: Path
+    json: Path
+    bars: list[Path]  # aligned with tables
+    tables: list[Table]
+    results: Results
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-.") or "upstream"
+
+
+def _bar_names(tables: list[Table]) -> list[str]:
+    """One file name per table; upstream paths are flattened, so clashes get a number."""
+    names: list[str] = []
+    for table in tables:
+        stem = f"bars-{_slug(table.protocol)}-{_slug(table.upstream)}"
+        name, count = f"{stem}.png", 1
+        while name in names:
+            count += 1
+            name = f"{stem}-{count}.png"
+        names.append(name)
+    return names
+
+
+def _runs_line(table: Table) -> str:
+    """Which corpus and how many utterances stand behind each column: what a reader checks first."""
+    parts = []
+    for task in table.tasks:
+        row = next(row for row in table.rows if row["task"] == task)
+        sizes = (
+            f"{row['num_train']} train / {row['num_test']} test"
+            if row.get("num_train") is not None
+            else ""
+        )
+        corpus = row.get("corpus") or ""
+        detail = ", ".join(filter(None, [corpus, sizes]))
+        parts.append(f"{task_label(task)} ({detail})" if detail else task_label(task))
+    newest = max(table.rows, key=parse_timestamp)["timestamp"]
+    return f"Tasks: {'; '.join(parts)}. {_semantics(table)}Newest run: {newest}."
+
+
+def _semantics(table: Table) -> str:
+    """Which semantics the rows used: some of the paper's figures came from the reference one."""
+    methods: dict[str, list[str]] = {}
+    for row in table.rows:
+        value = row.get("settings", {}).get("semantics")
+        if value is not None and row["method"] not in methods.setdefault(value, []):
+            methods[value].append(row["method"])
+    if not methods:
+        return ""
+    if len(methods) == 1:
+        return f"Semantics: {next(iter(methods))}. "
+    return (
+        "Semantics: "
+        + "; ".join(f"{value} ({', '.join(names)})" for value, names in methods.items())
+        + ". "
+    )
+
+
+def _summary(results: Results) -> str:
+    sources = ", ".join(f"`{path}`" for path in results.sources)
+    text = f"{results.read} result rows read from {sources}; {len(results.rows)} kept, one per (protocol, upstream, task, method)."
+    if results.superseded:
+        text += (
+            f" {len(results.superseded)} older row(s) were superseded by a newer run of the same"
+            " (protocol, upstream, task, method): the newest timestamp wins."
+        )
+    return text
+
+
+def render_markdown(tables: list[Table], bar_names: list[str], results: Results) -> str:
+    parts = ["# vqpool report", "", _summary(results), ""]
+    for table, bar in zip(tables, bar_names, strict=True):
+        parts += [
+            f"## {table.title}",
+            "",
+            to_markdown(table),
+            "",
+            _runs_line(table),
+            "",
+            f"![accuracy per method and task]({bar})",
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def _csv_text(tables: list[Table]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(long_rows(tables))  # None becomes an empty field
+    return buffer.getvalue()
+
+
+def write_report(
+    results_paths: list[str | os.PathLike], out_dir: str | os.PathLike = "vqpool-report"
+) -> ReportFiles:
+    """Merge the results files (newest row wins) and write the report's files into ``out_dir``."""
+    results = load_results(results_paths)
+    tables = build_tables(results.rows)
+    out = Path(out_dir)
+    names = _bar_names(tables)
+    bars = [
+        plot_accuracy_bars(table, out / name) for table, name in zip(tables, names, strict=True)
+    ]
+    files = ReportFiles(
+        out / "report.md", out / "tables.csv", out / "results.json", bars, tables, results
+    )
+    merged = [row for table in tables for row in table.rows]  # table order: what the report shows
+    atomic_write_text(files.json, json.dumps(merged, indent=1) + "\n")
+    atomic_write_text(files.csv, _csv_text(tables))
+    atomic_write_text(files.markdown, render_markdown(tables, names, results))
+    return files

@@ -1,0 +1,266 @@
+"""Results -> tables in the paper's layout: one per (protocol, upstream), methods as rows, tasks as columns.
+
+Each cell holds our accuracy, its standard deviation over seeds (when there is one) and, for the
+paper's upstreams, the paper's own figure, so that renderers only format.
+"""
+
+from dataclasses import dataclass
+
+from vqpool.report.paper_tables import (
+    CAVEATS,
+    PAPER_TASKS,
+    PAPER_UPSTREAM_TITLES,
+    PROTOCOL_TITLES,
+    method_label,
+    method_order,
+    paper_figures,
+    paper_upstream_of,
+    task_label,
+)
+
+AVG = "avg"
+
+
+@dataclass(frozen=True)
+class Cell:
+    ours: float
+    std: float | None = None
+    paper: float | None = None
+
+    @property
+    def diff(self) -> float | None:
+        return None if self.paper is None else self.ours - self.paper
+
+
+@dataclass
+class Table:
+    protocol: str
+    upstream: str
+    paper_upstream: str | None
+    tasks: list[str]  # columns, without AVG
+    methods: list[str]  # rows
+    cells: dict[tuple[str, str], Cell]  # (method, task or AVG)
+    avg_tasks: dict[str, list[str]]  # the tasks behind each method's AVG
+    rows: list[dict]  # the results behind the table
+
+    @property
+    def protocol_title(self) -> str:
+        return PROTOCOL_TITLES.get(self.protocol, self.protocol)
+
+    @property
+    def upstream_title(self) -> str:
+        if self.paper_upstream is None:
+            return self.upstream
+        return f"{self.upstream} (paper: {PAPER_UPSTREAM_TITLES.get(self.paper_upstream, self.paper_upstream)})"
+
+    @property
+    def title(self) -> str:
+        return f"{self.protocol_title}: {self.upstream_title}"
+
+    @property
+    def has_paper(self) -> bool:
+        return any(cell.paper is not None for cell in self.cells.values())
+
+    def columns(self) -> list[str]:
+        """The tasks, then AVG when there is more than one task to average."""
+        return [*self.tasks, AVG] if len(self.tasks) > 1 else list(self.tasks)
+
+    def best(self, column: str) -> set[str]:
+        """Methods with the best (2-decimal rounded, so ties shown equal are all marked) score.
+
+        For AVG only methods averaged over every column compete: a partial mean is not comparable.
+        """
+        scores = {
+            method: round(self.cells[method, column].ours, 2)
+            for method in self.methods
+            if (method, column) in self.cells
+            and (column != AVG or len(self.avg_tasks[method]) == len(self.tasks))
+        }
+        top = max(scores.values(), default=None)
+        return {method for method, score in scores.items() if score == top}
+
+    @property
+    def avg_is_paper_avg(self) -> bool:
+        """Whether the AVG column means what the paper's does: the mean over its four tasks."""
+        return sorted(self.tasks) == sorted(PAPER_TASKS)
+
+
+def _order(items: list[str], preferred: tuple[str, ...]) -> list[str]:
+    known = [item for item in preferred if item in items]
+    return known + [item for item in items if item not in preferred]
+
+
+def _average(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _paper_avg(paper: dict[str, float], tasks: list[str]) -> float | None:
+    """The paper's AVG over the same tasks as ours: its printed AVG for all four, else recomputed."""
+    if not tasks or any(task not in paper for task in tasks):
+        return None
+    if sorted(tasks) == sorted(PAPER_TASKS):
+        return paper[AVG]
+    return _average([paper[task] for task in tasks])
+
+
+def build_table(protocol: str, upstream: str, rows: list[dict]) -> Table:
+    declared = next((row["paper_upstream"] for row in rows if row.get("paper_upstream")), None)
+    paper_upstream = paper_upstream_of(upstream, declared)
+    tasks = _order(sorted({row["task"] for row in rows}), PAPER_TASKS)
+    methods = _order(list(dict.fromkeys(row["method"] for row in rows)), method_order(protocol))
+    cells: dict[tuple[str, str], Cell] = {}
+    avg_tasks: dict[str, list[str]] = {}
+    for method in methods:
+        paper = paper_figures(protocol, paper_upstream, method)
+        for row in rows:
+            if row["method"] == method:
+                cells[method, row["task"]] = Cell(
+                    row["accuracy"], row.get("std"), paper.get(row["task"])
+                )
+        avg_tasks[method] = [task for task in tasks if (method, task) in cells]
+        ours = _average([cells[method, task].ours for task in avg_tasks[method]])
+        cells[method, AVG] = Cell(ours, None, _paper_avg(paper, avg_tasks[method]))
+    return Table(protocol, upstream, paper_upstream, tasks, methods, cells, avg_tasks, rows)
+
+
+def build_tables(rows: list[dict]) -> list[Table]:
+    """One table per (protocol, upstream): known protocols first, upstreams in the order read."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:  # the schema allows a null upstream (a store header that named none)
+        groups.setdefault((row["protocol"], row["upstream"] or "unknown upstream"), []).append(row)
+    protocols = _order(
+        list(dict.fromkeys(protocol for protocol, _ in groups)), tuple(PROTOCOL_TITLES)
+    )
+    return [
+        build_table(protocol, upstream, group)
+        for protocol in protocols
+        for (p, upstream), group in groups.items()
+        if p == protocol
+    ]
+
+
+# ---- rendering ------------------------------------------------------------------------------
+
+
+def _number(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.2f}"
+
+
+def _cell_text(table: Table, method: str, column: str, bold: bool) -> str:
+    cell = table.cells.get((method, column))
+    if cell is None:
+        return "-"
+    text = _number(cell.ours)
+    if bold:
+        text = f"**{text}**"
+    if cell.std is not None:
+        text += f" ± {_number(cell.std)}"
+    if column == AVG and len(table.avg_tasks[method]) < len(table.tasks):
+        text += " †"
+    if table.has_paper:
+        text += " / -" if cell.paper is None else f" / {_number(cell.paper)} ({_signed(cell.diff)})"
+    return text
+
+
+def column_label(table: Table, column: str) -> str:
+    if column != AVG:
+        return task_label(column)
+    return "AVG" if table.avg_is_paper_avg else "AVG*"
+
+
+def _header(table: Table) -> list[str]:
+    return ["Method", *(column_label(table, column) for column in table.columns())]
+
+
+def _grid(table: Table, *, markdown: bool) -> list[list[str]]:
+    best = {column: table.best(column) for column in table.columns()} if markdown else {}
+    return [
+        [method_label(method)]
+        + [
+            _cell_text(table, method, column, method in best.get(column, ()))
+            for column in table.columns()
+        ]
+        for method in table.methods
+    ]
+
+
+def table_notes(table: Table) -> list[str]:
+    """What the marks in a table mean; shared by the Markdown and the terminal renderings."""
+    notes = []
+    if table.has_paper:
+        notes.append("Cells: ours / paper (ours - paper), accuracy in %.")
+    else:
+        notes.append("Accuracy in %.")
+    if any(cell.std is not None for cell in table.cells.values()):
+        notes.append("± is the standard deviation over seeds.")
+    if AVG in table.columns() and not table.avg_is_paper_avg:
+        tasks = ", ".join(map(task_label, table.tasks))
+        notes.append(
+            f"AVG* is the mean over {len(table.tasks)} task(s) ({tasks}), not the paper's four."
+        )
+    if AVG in table.columns() and any(
+        len(tasks) < len(table.tasks) for tasks in table.avg_tasks.values()
+    ):
+        notes.append(
+            "† mean over only the tasks this method has results for (not in the best-AVG contest)."
+        )
+    notes += [
+        f"Note: {CAVEATS[key]}"
+        for method in table.methods
+        if (key := (table.protocol, table.paper_upstream, method)) in CAVEATS
+    ]
+    return notes
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def to_markdown(table: Table) -> str:
+    """A GitHub-flavoured Markdown table, best per column in bold, with its notes."""
+    header = _header(table)
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |",
+    ]
+    lines += ["| " + " | ".join(map(_escape, row)) + " |" for row in _grid(table, markdown=True)]
+    # Two trailing spaces: a Markdown line break, so each note stays on its own line.
+    return "\n".join(lines) + "\n\n" + "  \n".join(table_notes(table))
+
+
+def to_text(table: Table) -> str:
+    """A plain, aligned table for the terminal."""
+    grid = [_header(table), *_grid(table, markdown=False)]
+    widths = [max(len(row[i]) for row in grid) for i in range(len(grid[0]))]
+    lines = [
+        "  ".join(
+            text.ljust(width) if i == 0 else text.rjust(width)
+            for i, (text, width) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in grid
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join([table.title, *lines, *table_notes(table)])
+
+
+def long_rows(tables: list[Table]) -> list[dict]:
+    """tables.csv's rows: one per (protocol, upstream, task or avg, method), full precision."""
+    return [
+        {
+            "protocol": table.protocol,
+            "upstream": table.upstream,
+            "task": column,
+            "method": method,
+            "ours": cell.ours,
+            "std": cell.std,
+            "paper": cell.paper,
+        }
+        for table in tables
+        for method in table.methods
+        for column in table.columns()
+        if (cell := table.cells.get((method, column))) is not None
+    ]
