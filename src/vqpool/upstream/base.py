@@ -1,0 +1,240 @@
+"""What every upstream shares: layer selection, codes, and batching that never changes results.
+
+An upstream's network gives a stack of frame-level representations ("layers": the hidden states
+of a transformer, the outputs of an LSTM's layers, or a single log-mel layer) plus, for some
+models, named extra representations (``"cnn"``) and codes from the model's own quantizer. The
+``layers`` option picks what the frames are; codes come from the model's quantizer or from a
+k-means codebook applied to the representation the codebook was fitted on.
+"""
+
+from __future__ import annotations
+
+import platform
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from vqpool import __version__
+from vqpool.errors import VqpoolError
+from vqpool.pooling.masking import length_mask
+
+if TYPE_CHECKING:
+    from vqpool.upstream.codebook import KMeansCodebook
+
+LAYER_SPEC_HELP = "'mean' (all layers), 'last', one index 'N', or a list 'a,b,c' (their mean)"
+
+
+class UpstreamOutput(NamedTuple):
+    frames: Tensor  # fp32 [B, T, D], zero beyond each utterance's frame length
+    frame_lengths: Tensor  # int64 [B]
+    codes: Tensor | None  # int64 [B, T, G], zero beyond each frame length; None without codes
+
+
+@dataclass
+class Hidden:
+    """A network's raw output for one batch, before any layer is selected."""
+
+    layers: list[Tensor]  # each [B, T, D]
+    codes: Tensor | None = None  # the model's own quantizer codes [B, T, G]
+    named: dict[str, Tensor] | None = None  # extra representations by name, e.g. "cnn"
+
+
+def parse_layers(spec: str, num_layers: int, named: tuple[str, ...] = ()) -> str | tuple[int, ...]:
+    """Resolve a layer spec to a named representation or the layer indices to average."""
+    spec = spec.strip()
+    if spec in named:
+        return spec
+    if spec == "mean":
+        return tuple(range(num_layers))
+    if spec == "last":
+        return (num_layers - 1,)
+    try:
+        indices = tuple(int(part) for part in spec.split(","))
+    except ValueError:
+        indices = ()
+    if not indices or any(not -num_layers <= index < num_layers for index in indices):
+        extra = "".join(f", or '{name}'" for name in named)
+        raise VqpoolError(
+            f"layers {spec!r}: expected {LAYER_SPEC_HELP}{extra}; indices run from 0 to "
+            f"{num_layers - 1} (this upstream has {num_layers} layers)"
+        )
+    return tuple(index % num_layers for index in indices)
+
+
+def select_layers(hidden: Hidden, selection: str | tuple[int, ...]) -> Tensor:
+    """The chosen representation in fp32: a named one, or the element-wise mean of some layers."""
+    if isinstance(selection, str):
+        return hidden.named[selection].float()
+    # A running sum, not a stack: 25 layers of a large model would need 25 more copies.
+    total = hidden.layers[selection[0]].float().clone()
+    for index in selection[1:]:
+        total += hidden.layers[index]
+    return total / len(selection)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise VqpoolError(f"device {device!r}: {error}") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise VqpoolError(
+            f"device {device!r}: CUDA is not available on this machine (use --device cpu)"
+        )
+    return resolved
+
+
+class Upstream(ABC):
+    """Waveforms -> frames (+ codes). Subclasses set the attributes below and implement ``_forward``.
+
+    Outputs stay on ``self.device``; callers move them to the CPU when they store them.
+    """
+
+    name: str  # the spec as given: "logmel", "ge2e", a hub id or a local directory
+    kind: str  # "logmel", "ge2e" or "transformers"
+    sample_rate: int
+    frame_rate: float  # frames per second
+    num_layers: int
+    layer_dim: int  # dimension of each of ``num_layers`` layers
+    named_dims: dict[str, int]  # dimension of each extra named representation
+    pads_safely: bool = True  # False: zero padding changes the frames, so batch equal lengths only
+    min_samples: int  # the shortest input giving one frame
+    num_codebooks: int | None = None
+    codebook_size: int | None = None
+
+    def __init__(
+        self,
+        *,
+        layers: str = "mean",
+        codebook: KMeansCodebook | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.layers = layers
+        self.selection = self._parse(layers)
+        self.device = resolve_device(device)
+        self.codebook = codebook
+        if codebook is not None:
+            self.codebook_selection = self._parse(codebook.layer)
+            expected_dim = self.dim_of(self.codebook_selection)
+            if codebook.upstream != self.name or codebook.dim != expected_dim:
+                raise VqpoolError(
+                    f"codebook {codebook.path}: fitted on {codebook.upstream!r} layer "
+                    f"{codebook.layer!r} (dimension {codebook.dim}), not on {self.name!r} "
+                    f"(dimension {expected_dim}); fit one for this upstream with "
+                    "`vqpool codebook fit`"
+                )
+            self.num_codebooks, self.codebook_size = codebook.num_codebooks, codebook.codebook_size
+
+    @property
+    def dim(self) -> int:
+        return self.dim_of(self.selection)
+
+    def dim_of(self, selection: str | tuple[int, ...]) -> int:
+        return self.named_dims[selection] if isinstance(selection, str) else self.layer_dim
+
+    def _parse(self, layers: str) -> str | tuple[int, ...]:
+        return parse_layers(layers, self.num_layers, tuple(self.named_dims))
+
+    @abstractmethod
+    def num_frames(self, num_samples: Tensor | int) -> Tensor | int:
+        """Frames the upstream gives for an input of ``num_samples`` samples."""
+
+    @abstractmethod
+    def _forward(self, waveforms: Tensor, lengths: Tensor) -> Hidden:
+        """Run the network on zero-padded fp32 waveforms ``[B, N]`` on ``self.device``."""
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description for store headers: enough to redo the extraction."""
+        import numpy
+
+        codes = (
+            "codebook" if self.codebook is not None else "quantizer" if self.num_codebooks else None
+        )
+        return {
+            "spec": self.name,
+            "kind": self.kind,
+            "layers": self.layers,
+            "num_layers": self.num_layers,
+            "dim": self.dim,
+            "sample_rate": self.sample_rate,
+            "frame_rate": self.frame_rate,
+            "pads_safely": self.pads_safely,
+            "codes": codes,
+            "num_codebooks": self.num_codebooks,
+            "codebook_size": self.codebook_size,
+            "codebook": None if self.codebook is None else self.codebook.describe(),
+            "versions": {
+                "vqpool": __version__,
+                "torch": torch.__version__,
+                "numpy": numpy.__version__,
+                "python": platform.python_version(),
+            },
+        }
+
+    @torch.inference_mode()
+    def __call__(
+        self, waveforms: Tensor, lengths: Tensor, *, layers: str | None = None
+    ) -> UpstreamOutput:
+        """Frames and codes of a zero-padded batch ``[B, N]`` with true ``lengths`` ``[B]``.
+
+        ``layers`` overrides the upstream's frame selection for this call (codebook fitting
+        uses it). Models that do not pad safely are run once per distinct length, so the result
+        never depends on how utterances were batched.
+        """
+        selection = self.selection if layers is None else self._parse(layers)
+        waveforms = torch.as_tensor(waveforms, dtype=torch.float32).to(self.device)
+        lengths = torch.as_tensor(lengths, dtype=torch.long).to(self.device)
+        if waveforms.ndim != 2 or waveforms.shape[0] == 0 or lengths.shape != waveforms.shape[:1]:
+            raise VqpoolError(
+                f"expected waveforms [B, N] with B >= 1 and lengths [B], got "
+                f"{tuple(waveforms.shape)} and {tuple(lengths.shape)}"
+            )
+        if lengths.min() < self.min_samples or lengths.max() > waveforms.shape[1]:
+            raise VqpoolError(
+                f"lengths must lie between {self.min_samples} samples (one frame) and the padded "
+                f"length {waveforms.shape[1]}; got {lengths.tolist()}"
+            )
+        if self.pads_safely or bool((lengths == lengths[0]).all()):
+            return self._run(waveforms[:, : int(lengths.max())], lengths, selection)
+        return self._run_by_length(waveforms, lengths, selection)
+
+    def _run(
+        self, waveforms: Tensor, lengths: Tensor, selection: str | tuple[int, ...]
+    ) -> UpstreamOutput:
+        # Padding is zeroed so what lies beyond an utterance never depends on the caller.
+        waveforms = waveforms * length_mask(lengths, waveforms.shape[1])
+        hidden = self._forward(waveforms, lengths)
+        frame_lengths = self.num_frames(lengths)
+        num_frames = int(frame_lengths.max())
+        valid = length_mask(frame_lengths, num_frames)
+        frames = select_layers(hidden, selection)[:, :num_frames] * valid[..., None]
+        if self.codebook is not None:
+            codebook_input = select_layers(hidden, self.codebook_selection)
+            codes = self.codebook.encode(codebook_input[:, :num_frames])
+        else:
+            codes = None if hidden.codes is None else hidden.codes[:, :num_frames]
+        if codes is not None:
+            codes = codes * valid[..., None]
+        return UpstreamOutput(frames, frame_lengths, codes)
+
+    def _run_by_length(
+        self, waveforms: Tensor, lengths: Tensor, selection: str | tuple[int, ...]
+    ) -> UpstreamOutput:
+        frame_lengths = self.num_frames(lengths)
+        batch, num_frames = lengths.shape[0], int(frame_lengths.max())
+        frames = torch.zeros(batch, num_frames, self.dim_of(selection), device=self.device)
+        codes = None
+        for length in lengths.unique().tolist():
+            rows = (lengths == length).nonzero().squeeze(1)
+            part = self._run(waveforms[rows, :length], lengths[rows], selection)
+            frames[rows, : part.frames.shape[1]] = part.frames
+            if part.codes is not None:
+                if codes is None:
+                    codes = torch.zeros(
+                        batch, num_frames, part.codes.shape[2], dtype=torch.long, device=self.device
+                    )
+                codes[rows, : part.codes.shape[1]] = part.codes
+        return UpstreamOutput(frames, frame_lengths, codes)

@@ -1,0 +1,238 @@
+"""k-means codebooks: codes for upstreams without a quantizer, shaped like wav2vec 2.0's.
+
+Product quantization: the D-dimensional vector is cut into ``G`` contiguous chunks and each chunk
+gets its own k-means with ``V`` centroids, so every frame carries ``G`` codes in ``[0, V)`` just
+as wav2vec 2.0's two 320-entry codebooks give. Fitted once on a bounded random sample of
+training frames, saved with its settings, and reused for every split.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vqpool.errors import VqpoolError
+from vqpool.io import atomic_path
+from vqpool.pooling.masking import length_mask
+
+if TYPE_CHECKING:
+    from vqpool.upstream.base import Upstream
+
+FORMAT = "vqpool-kmeans-codebook"
+
+
+class KMeansCodebook:
+    """``G`` k-means codebooks of ``V`` centroids over contiguous chunks of a ``D``-vector."""
+
+    def __init__(
+        self, centroids: Sequence[Tensor], settings: dict[str, Any], path: Path | None = None
+    ) -> None:
+        self.centroids = [c.float() for c in centroids]  # one [V, D_g] per chunk
+        self.settings = settings
+        self.path = path
+
+    @property
+    def num_codebooks(self) -> int:
+        return len(self.centroids)
+
+    @property
+    def codebook_size(self) -> int:
+        return self.centroids[0].shape[0]
+
+    @property
+    def dim(self) -> int:
+        return sum(c.shape[1] for c in self.centroids)
+
+    @property
+    def layer(self) -> str:
+        """What was quantized: a layer spec of the upstream, or a named representation ("cnn")."""
+        return self.settings["layer"]
+
+    @property
+    def upstream(self) -> str:
+        """The spec of the upstream the codebook was fitted for."""
+        return self.settings["upstream"]
+
+    @classmethod
+    def fit(
+        cls,
+        frames: Tensor | np.ndarray,
+        *,
+        num_codebooks: int = 2,
+        codebook_size: int = 320,
+        seed: int = 0,
+        **settings: Any,
+    ) -> KMeansCodebook:
+        """Fit on ``frames [N, D]``; ``settings`` (upstream, layer, ...) are saved with the codebook."""
+        from sklearn import __version__ as sklearn_version
+        from sklearn.cluster import MiniBatchKMeans
+        from threadpoolctl import threadpool_limits
+
+        frames = np.asarray(torch.as_tensor(frames, dtype=torch.float32).cpu())
+        count, dim = frames.shape
+        if count < codebook_size:
+            raise VqpoolError(
+                f"only {count} frames to fit {codebook_size} centroids: use more audio or a smaller --size"
+            )
+        if not 1 <= num_codebooks <= dim:
+            raise VqpoolError(
+                f"--codebooks {num_codebooks}: must lie between 1 and the dimension {dim}"
+            )
+        centroids, inertia = [], []
+        for chunk in np.array_split(frames, num_codebooks, axis=1):
+            kmeans = MiniBatchKMeans(
+                n_clusters=codebook_size, random_state=seed, n_init=3, batch_size=1024
+            )
+            # One thread: torch's OpenMP workers, still spinning after the upstream ran, starve
+            # scikit-learn's BLAS and OpenMP threads (10x slower measured); 1024-frame mini
+            # batches gain little from threads anyway.
+            with threadpool_limits(limits=1):
+                kmeans.fit(chunk)
+            centroids.append(torch.from_numpy(kmeans.cluster_centers_.astype(np.float32)))
+            inertia.append(float(kmeans.inertia_) / count)
+        settings = {
+            **settings,
+            "num_codebooks": num_codebooks,
+            "codebook_size": codebook_size,
+            "dim": dim,
+            "seed": seed,
+            "num_frames": count,
+            "mean_squared_error": inertia,
+            "sklearn": sklearn_version,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        return cls(centroids, settings)
+
+    def encode(self, frames: Tensor, rows_per_chunk: int = 65536) -> Tensor:
+        """Nearest centroid per chunk by squared distance: ``[..., D] -> int64 [..., G]``."""
+        if frames.shape[-1] != self.dim:
+            raise VqpoolError(
+                f"codebook {self.path}: expects {self.dim}-dimensional frames, got {frames.shape[-1]}"
+            )
+        flat = frames.reshape(-1, self.dim).float()
+        codes = torch.empty(
+            flat.shape[0], self.num_codebooks, dtype=torch.long, device=frames.device
+        )
+        start = 0
+        for g, centroids in enumerate(self.centroids):
+            centroids = centroids.to(frames.device)
+            stop = start + centroids.shape[1]
+            # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; ||x||^2 does not change the argmin.
+            half_norms = 0.5 * centroids.square().sum(dim=1)
+            for rows in range(0, flat.shape[0], rows_per_chunk):
+                chunk = flat[rows : rows + rows_per_chunk, start:stop]
+                codes[rows : rows + rows_per_chunk, g] = (half_norms - chunk @ centroids.T).argmin(
+                    dim=1
+                )
+            start = stop
+        return codes.reshape(*frames.shape[:-1], self.num_codebooks)
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": None if self.path is None else str(self.path), **self.settings}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        with atomic_path(path) as tmp:
+            torch.save(
+                {
+                    "format": FORMAT,
+                    "version": 1,
+                    "centroids": self.centroids,
+                    "settings": self.settings,
+                },
+                tmp,
+            )
+        self.path = Path(path)
+        return self.path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> KMeansCodebook:
+        path = Path(path)
+        if not path.is_file():
+            raise VqpoolError(f"{path}: codebook not found (fit one with `vqpool codebook fit`)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises several types for foreign or corrupt files
+            raise VqpoolError(f"{path}: not a vqpool codebook ({error})") from error
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise VqpoolError(f"{path}: not a vqpool codebook")
+        return cls(state["centroids"], state["settings"], path)
+
+
+def sample_frames(
+    upstream: Upstream,
+    paths: Sequence[str | os.PathLike],
+    *,
+    layer: str,
+    max_frames: int,
+    seed: int = 0,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> tuple[Tensor, int]:
+    """Up to ``max_frames`` frames of ``layer`` from utterances drawn at random, and how many were read.
+
+    Utterances are read in a seeded random order until enough frames are in, so the model only
+    runs on what the sample needs; the surplus of the last batch is dropped at random.
+    """
+    from tqdm import tqdm
+
+    from vqpool.audio import load_audio
+
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(paths), generator=generator).tolist()
+    collected: list[Tensor] = []
+    total = used = 0
+    with tqdm(total=max_frames, unit="frame", desc="codebook frames", disable=not progress) as bar:
+        for start in range(0, len(order), batch_size):
+            if total >= max_frames:
+                break
+            audio = [
+                torch.from_numpy(
+                    load_audio(paths[i], upstream.sample_rate, min_samples=upstream.min_samples)
+                )
+                for i in order[start : start + batch_size]
+            ]
+            lengths = torch.tensor([len(waveform) for waveform in audio])
+            waveforms = torch.nn.utils.rnn.pad_sequence(audio, batch_first=True)
+            frames, frame_lengths, _ = upstream(waveforms, lengths, layers=layer)
+            collected.append(frames[length_mask(frame_lengths, frames.shape[1])].cpu())
+            used += len(audio)
+            total += collected[-1].shape[0]
+            bar.update(min(collected[-1].shape[0], bar.total - bar.n))
+    frames = torch.cat(collected) if collected else torch.empty(0, 0)
+    if frames.shape[0] > max_frames:
+        frames = frames[torch.randperm(frames.shape[0], generator=generator)[:max_frames]]
+    return frames, used
+
+
+def fit_codebook(
+    upstream: Upstream,
+    paths: Sequence[str | os.PathLike],
+    *,
+    layer: str = "mean",
+    num_codebooks: int = 2,
+    codebook_size: int = 320,
+    max_frames: int = 200_000,
+    seed: int = 0,
+    progress: bool = True,
+) -> KMeansCodebook:
+    """Fit a codebook for ``upstream`` on frames of ``layer`` sampled from the audio at ``paths``."""
+    frames, used = sample_frames(
+        upstream, paths, layer=layer, max_frames=max_frames, seed=seed, progress=progress
+    )
+    return KMeansCodebook.fit(
+        frames,
+        num_codebooks=num_codebooks,
+        codebook_size=codebook_size,
+        seed=seed,
+        upstream=upstream.name,
+        layer=layer,
+        max_frames=max_frames,
+        num_utterances=used,
+    )
