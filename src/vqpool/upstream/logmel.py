@@ -1,7 +1,7 @@
 """Log-mel filterbank frames: the offline upstream that needs no model and no download.
 
 80 mel bands over 25 ms Hann windows every 10 ms at 16 kHz, log-compressed, then normalised to
-zero mean and unit variance per band over each utterance's true frames. Frames are taken only
+zero mean and unit variance over all bands of each utterance's true frames. Frames are taken only
 where the whole window lies inside the signal, so padding a batch never changes a frame.
 """
 
@@ -65,11 +65,15 @@ def mel_power(
 
 
 def normalize_frames(frames: Tensor, frame_lengths: Tensor, eps: float = 1e-5) -> Tensor:
-    """Zero mean, unit variance per feature over each utterance's true frames; padding stays 0."""
+    """Zero mean, unit variance per utterance over all bands of its true frames; padding stays 0.
+
+    One mean and one variance per utterance, not per band: per-band normalisation would make
+    every utterance's average frame exactly zero, leaving average pooling nothing to compare.
+    """
     mask = length_mask(frame_lengths, frames.shape[1])[..., None]
-    count = frame_lengths[:, None, None].to(frames.dtype)
-    mean = (frames * mask).sum(dim=1, keepdim=True) / count
-    variance = ((frames - mean).square() * mask).sum(dim=1, keepdim=True) / count
+    count = frame_lengths[:, None, None].to(frames.dtype) * frames.shape[2]
+    mean = (frames * mask).sum(dim=(1, 2), keepdim=True) / count
+    variance = ((frames - mean).square() * mask).sum(dim=(1, 2), keepdim=True) / count
     return (frames - mean) / torch.sqrt(variance + eps) * mask
 
 
