@@ -34,3 +34,38 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def save_tagged(path: str | os.PathLike, payload: dict, *, format: str, version: int) -> Path:
+    """``torch.save`` a dict atomically with a format tag and version, for :func:`load_tagged`."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save({**payload, "format": format, "version": version}, tmp)
+    return Path(path)
+
+
+def load_tagged(
+    path: str | os.PathLike, *, format: str, version: int, what: str, hint: str = ""
+) -> dict:
+    """Read a file written by :func:`save_tagged`; every failure names the file and ``what`` it is."""
+    import torch
+
+    from vqpool.errors import VqpoolError
+
+    path = Path(path)
+    if not path.is_file():
+        raise VqpoolError(f"{path}: {what} not found{hint}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged or foreign file
+        raise VqpoolError(
+            f"{path}: cannot read it; not a vqpool {what} file ({type(error).__name__})"
+        ) from error
+    if not isinstance(payload, dict) or payload.get("format") != format:
+        raise VqpoolError(f"{path}: not a vqpool {what} file")
+    if payload.get("version") != version:
+        raise VqpoolError(
+            f"{path}: {what} format version {payload.get('version')}; this vqpool reads version {version}"
+        )
+    return payload

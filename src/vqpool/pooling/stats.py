@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
 from vqpool.errors import VqpoolError
-from vqpool.io import atomic_path
+from vqpool.io import load_tagged, save_tagged
 from vqpool.pooling.masking import length_mask, weighted_average
 
 Batch = tuple[Tensor | None, Tensor, Tensor | None]
@@ -178,31 +177,15 @@ class CorpusStats:
         """Write one file atomically: every field plus a format tag, version and the constants."""
         payload = {field.name: getattr(self, field.name) for field in fields(self)}
         payload.update(
-            format=FORMAT,
-            version=FORMAT_VERSION,
-            include=list(self.include),
-            softdecay_alpha=SOFTDECAY_ALPHA,
-            eigen_rtol=EIGEN_RTOL,
+            include=list(self.include), softdecay_alpha=SOFTDECAY_ALPHA, eigen_rtol=EIGEN_RTOL
         )
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        save_tagged(path, payload, format=FORMAT, version=FORMAT_VERSION)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CorpusStats:
-        path = Path(path)
-        if not path.is_file():
-            raise VqpoolError(f"{path}: corpus statistics file not found")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises many types for a damaged or foreign file
-            raise VqpoolError(f"{path}: cannot read corpus statistics ({error})") from error
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise VqpoolError(f"{path}: not a vqpool corpus statistics file")
-        if payload.get("version") != FORMAT_VERSION:
-            raise VqpoolError(
-                f"{path}: corpus statistics format version {payload.get('version')}; "
-                f"this vqpool reads version {FORMAT_VERSION}"
-            )
+        payload = load_tagged(
+            path, format=FORMAT, version=FORMAT_VERSION, what="corpus statistics"
+        )
         missing = [field.name for field in fields(cls) if field.name not in payload]
         if missing:
             raise VqpoolError(f"{path}: corpus statistics file lacks {', '.join(missing)}")

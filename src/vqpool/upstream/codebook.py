@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from vqpool.errors import VqpoolError
-from vqpool.io import atomic_path
+from vqpool.io import load_tagged, save_tagged
 from vqpool.pooling.masking import length_mask
 
 if TYPE_CHECKING:
@@ -138,31 +138,16 @@ class KMeansCodebook:
         return {"path": None if self.path is None else str(self.path), **self.settings}
 
     def save(self, path: str | os.PathLike) -> Path:
-        with atomic_path(path) as tmp:
-            torch.save(
-                {
-                    "format": FORMAT,
-                    "version": 1,
-                    "centroids": self.centroids,
-                    "settings": self.settings,
-                },
-                tmp,
-            )
-        self.path = Path(path)
+        payload = {"centroids": self.centroids, "settings": self.settings}
+        self.path = save_tagged(path, payload, format=FORMAT, version=1)
         return self.path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> KMeansCodebook:
-        path = Path(path)
-        if not path.is_file():
-            raise VqpoolError(f"{path}: codebook not found (fit one with `vqpool codebook fit`)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises several types for foreign or corrupt files
-            raise VqpoolError(f"{path}: not a vqpool codebook ({error})") from error
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise VqpoolError(f"{path}: not a vqpool codebook")
-        return cls(state["centroids"], state["settings"], path)
+        state = load_tagged(
+            path, format=FORMAT, version=1, what="codebook", hint=" (fit one with `vqpool codebook fit`)"
+        )
+        return cls(state["centroids"], state["settings"], Path(path))
 
 
 def sample_frames(
