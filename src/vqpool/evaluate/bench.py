@@ -1,0 +1,96 @@
+"""The unsupervised benchmark (paper Table 1): pool, then exact cosine 1-NN, fold by fold."""
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vqpool.evaluate.knn import one_nn_accuracy
+from vqpool.evaluate.pooled import FoldPooler, PoolOptions, open_store, store_path, write_rows
+from vqpool.evaluate.results import make_row
+from vqpool.evaluate.splits import (
+    encode_labels,
+    holds_out_validation,
+    resolve_task,
+    select_folds,
+)
+from vqpool.pooling import METHODS
+
+
+def run_bench(
+    store: Any,
+    methods: Sequence[str] | str = "all",
+    *,
+    task: str | None = None,
+    folds: str | int | Sequence[int] = "all",
+    splits: Sequence[Sequence[str]] | None = None,
+    semantics: str = "paper",
+    a: float = 1e-3,
+    smoothing: float = 1.0,
+    include_validation: bool = False,
+    device: str | torch.device = "cpu",
+    chunk: int | None = None,
+    max_frames: int | None = None,
+    results: str | Path | None = None,
+    write: bool = True,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """1-NN accuracy of each pooling method on a store; one result row per method.
+
+    For every fold (``vqpool.data.folds`` of the store's rows unless ``splits`` is given; 1-based
+    ``folds`` picks some), corpus statistics come from the training rows only (plus validation
+    with ``include_validation``, as the reference implementation did); each test vector takes the
+    label of its most cosine-similar training vector. ``accuracy`` is the mean over folds.
+    Leave-one-session-out folds (rows with a ``session``) hold validation rows out for the probe
+    only: here every training session's rows are training rows, as in the paper.
+    Rows are appended to ``results`` (default ``STORE/results.jsonl``) unless ``write`` is False.
+    """
+    store = open_store(store)
+    methods = list(METHODS) if methods == "all" else [methods] if isinstance(methods, str) else list(methods)
+    options = PoolOptions(semantics=semantics, a=a, smoothing=smoothing)
+    task = resolve_task(store.header, task)
+    chosen = select_folds(store.meta, folds, splits)
+    if splits is None and holds_out_validation(store.meta):
+        # Leave-one-session-out: the paper's reference set is every training session.
+        chosen = [fold.without_validation() for fold in chosen]
+    labels, _ = encode_labels(store.meta, sorted({i for fold in chosen for i in fold.used}))
+    pooler = FoldPooler(store, methods, options, include_validation=include_validation,
+                        device=device, max_frames=max_frames, progress=progress)
+
+    per_fold: dict[str, list[float]] = {m: [] for m in pooler.methods}
+    search_seconds = dict.fromkeys(pooler.methods, 0.0)
+    for fold in chosen:
+        vectors = pooler.vectors(fold, fold.train + fold.test)  # validation rows sit out
+        for method in pooler.methods:
+            start = time.perf_counter()
+            per_fold[method].append(one_nn_accuracy(
+                vectors[method][fold.train], labels[fold.train],
+                vectors[method][fold.test], labels[fold.test], chunk=chunk, device=device,
+            ))
+            search_seconds[method] += time.perf_counter() - start
+
+    settings = {
+        **options.as_dict(),
+        "include_validation": include_validation,
+        "folds": [fold.number for fold in chosen],
+        "fold_sizes": [[len(fold.train), len(fold.test)] for fold in chosen],
+        "device": str(device),
+    }
+    path = store_path(store)
+    rows = []
+    for method in pooler.methods:
+        row = make_row(
+            protocol="1nn", method=method, task=task, header=store.header,
+            store=str(path) if path else None, per_fold=per_fold[method], per_seed=None,
+            num_train=sum(len(fold.train) for fold in chosen),
+            num_test=sum(len(fold.test) for fold in chosen),
+            settings=settings,
+            seconds=pooler.seconds.get(method, 0.0) + search_seconds[method],
+            timings={"pool": pooler.seconds.get(method, 0.0), "search": search_seconds[method]},
+        )
+        rows.append(row)
+    if write:
+        write_rows(store, rows, results)
+    return rows

@@ -1,0 +1,247 @@
+"""Pooled vectors for evaluation: statistics fitted on training rows, each split pooled once.
+
+Reading frames dominates on real corpora, so one pass over a store pools a batch with every
+method at once; methods without corpus statistics are pooled once for all folds.
+"""
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from vqpool.errors import VqpoolError
+from vqpool.evaluate.results import append_result
+from vqpool.evaluate.splits import Fold
+from vqpool.pooling import CODE_METHODS, METHODS, STATS_METHODS, CorpusStats, pool
+from vqpool.pooling.baselines import soft_decay, whiten
+
+Batch = tuple[Tensor, Tensor, Tensor | None, list[int]]
+
+# Baselines that only transform an utterance's AP vector, so pooled-only stores can derive them.
+AP_TRANSFORMS = ("whitening", "softdecay")
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """Pooling options of METHODS.md (recorded in every result row)."""
+
+    semantics: str = "paper"
+    a: float = 1e-3
+    smoothing: float = 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_methods(methods: Sequence[str], allowed: Sequence[str] = METHODS) -> list[str]:
+    unknown = [m for m in methods if m not in allowed]
+    if unknown:
+        raise VqpoolError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    return list(dict.fromkeys(methods))
+
+
+def pool_split(
+    batches: Iterable[Batch],
+    methods: Sequence[str],
+    indices: Sequence[int],
+    stats: CorpusStats | None = None,
+    options: PoolOptions = PoolOptions(),
+    *,
+    device: str | torch.device = "cpu",
+    seconds: dict[str, float] | None = None,
+) -> dict[str, Tensor]:
+    """Pool every utterance of ``indices`` with each method: ``{method: fp32 [len(indices), D']}``.
+
+    ``batches`` yield ``(frames [B,L,D], lengths [B], codes [B,L,G] | None, store indices)``
+    covering ``indices`` (``FeatureStore.batches`` does); row k of each output is ``indices[k]``.
+    Time spent in each method's pooling is added to ``seconds`` when given.
+    """
+    position = {index: k for k, index in enumerate(indices)}
+    pooled: dict[str, Tensor] = {}
+    seen = torch.zeros(len(indices), dtype=torch.bool)
+    for frames, lengths, codes, batch_indices in batches:
+        rows = torch.tensor([position[i] for i in batch_indices], dtype=torch.long)
+        frames, lengths = frames.to(device), lengths.to(device)
+        codes = codes.to(device) if codes is not None else None
+        for method in methods:
+            start = time.perf_counter()
+            vectors = pool(frames, lengths, codes, method, stats, **options.as_dict()).float().cpu()
+            if seconds is not None:
+                seconds[method] = seconds.get(method, 0.0) + time.perf_counter() - start
+            if method not in pooled:
+                pooled[method] = torch.zeros(len(indices), vectors.shape[1])
+            pooled[method][rows] = vectors
+        seen[rows] = True
+    if not seen.all():
+        missing = [indices[k] for k in torch.nonzero(~seen).flatten().tolist()[:5]]
+        raise ValueError(f"the batches missed {int((~seen).sum())} rows, e.g. {missing}")
+    return pooled
+
+
+def store_batches(store: Any, indices: Sequence[int], desc: str, *, progress: bool = True,
+                  max_frames: int | None = None) -> Iterator[Batch]:
+    """``store.batches`` over ``indices`` with a progress bar counting utterances."""
+    options = {} if max_frames is None else {"max_frames": max_frames}
+    with tqdm(total=len(indices), desc=desc, unit="utt", disable=not progress, leave=False) as bar:
+        for batch in store.batches(list(indices), **options):
+            yield batch
+            bar.update(len(batch[3]))
+
+
+def fit_stats(store: Any, indices: Sequence[int], *, progress: bool = True,
+              max_frames: int | None = None) -> CorpusStats:
+    """Corpus statistics of the rows ``indices`` only (the training split: nothing else leaks in)."""
+    if store.has_frames:
+        batches = (
+            (frames, lengths, codes)
+            for frames, lengths, codes, _ in store_batches(
+                store, indices, "statistics", progress=progress, max_frames=max_frames
+            )
+        )
+    else:
+        batches = _ap_batches(store, indices, progress=progress)
+    # Our bar counts utterances; CorpusStats' own would count batches.
+    return CorpusStats.fit(batches, codebook_size=store.codebook_size, progress=False)
+
+
+def _ap_batches(store: Any, indices: Sequence[int], *,
+                  progress: bool) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
+    """A pooled-only store's statistics input: the stored AP vectors ``[B, D]`` (which
+    ``CorpusStats.fit`` takes in place of frames) with the lengths and codes the store batches."""
+    ap = torch.as_tensor(store.pooled("ap")).float()
+    for _, lengths, codes, rows in store_batches(store, indices, "statistics", progress=progress):
+        yield ap[rows], lengths, codes
+
+
+class FoldPooler:
+    """Pools a store for fold after fold, reusing what does not depend on the fold.
+
+    ``vectors(fold)`` returns ``{method: fp32 [len(store), D']}`` filled on the fold's rows.
+    Methods without corpus statistics are pooled in the first pass and cached for later folds;
+    statistics are fitted once per fold, on its training rows (plus validation if asked).
+    """
+
+    def __init__(self, store: Any, methods: Sequence[str], options: PoolOptions = PoolOptions(),
+                 *, include_validation: bool = False, device: str | torch.device = "cpu",
+                 max_frames: int | None = None, progress: bool = True) -> None:
+        self.store = store
+        self.methods = check_methods(methods)
+        self.options = options
+        self.include_validation = include_validation
+        self.device = device
+        self.max_frames = max_frames
+        self.progress = progress
+        self.seconds: dict[str, float] = {}
+        self._fixed: dict[str, Tensor] = {}
+        self._done = torch.zeros(len(store), dtype=torch.bool)
+        self._check_store()
+
+    def _check_store(self) -> None:
+        if self.store.num_codebooks is None:
+            needs_codes = [m for m in self.methods if m in CODE_METHODS]
+            if needs_codes:
+                raise VqpoolError(
+                    f"{', '.join(needs_codes)} need codes and the store has none: extract with an "
+                    "upstream that has a quantizer or a k-means codebook"
+                )
+        if not self.store.has_frames:
+            available = set(self.store.pooled_methods) | set(AP_TRANSFORMS)
+            missing = [m for m in self.methods if m not in available]
+            if missing:
+                raise VqpoolError(
+                    f"the store keeps pooled vectors only ({', '.join(self.store.pooled_methods)}); "
+                    f"{', '.join(missing)} need frames: extract again without --pooled-only"
+                )
+
+    def vectors(self, fold: Fold, rows: Sequence[int] | None = None) -> dict[str, Tensor]:
+        """``{method: fp32 [len(store), D']}`` holding the pooled ``rows`` (default: all of the
+        fold's rows) with statistics fitted on the fold's training rows; other rows are zero."""
+        rows = sorted(fold.used if rows is None else rows)
+        stats_methods = [m for m in self.methods if m in STATS_METHODS]
+        # A pooled-only store may hold some statistics methods already pooled at extraction.
+        to_fit = [m for m in stats_methods
+                  if self.store.has_frames or m not in self.store.pooled_methods]
+        stats = None
+        if to_fit:
+            start = time.perf_counter()
+            stats = fit_stats(self.store, fold.fit_indices(self.include_validation),
+                              progress=self.progress, max_frames=self.max_frames)
+            for method in to_fit:
+                self.seconds[method] = self.seconds.get(method, 0.0) + time.perf_counter() - start
+        if self.store.has_frames:
+            return self._pool_frames(rows, stats, stats_methods)
+        return {m: self._from_pooled(m, rows, stats) for m in self.methods}
+
+    def _pool_frames(self, rows: list[int], stats: CorpusStats | None,
+                     stats_methods: list[str]) -> dict[str, Tensor]:
+        fixed = [m for m in self.methods if m not in STATS_METHODS]
+        todo = [r for r in rows if not self._done[r]] if fixed else []
+        # One pass when the fold-free methods need the same rows (always so for a single fold).
+        passes = ([(fixed + stats_methods, rows)] if todo == rows else
+                  [(fixed, todo), (stats_methods, rows)])
+        out: dict[str, Tensor] = {}
+        for methods, indices in passes:
+            if not methods or not indices:
+                continue
+            batches = store_batches(self.store, indices, "pooling", progress=self.progress,
+                                    max_frames=self.max_frames)
+            pooled = pool_split(batches, methods, indices, stats, self.options,
+                                device=self.device, seconds=self.seconds)
+            index = torch.tensor(indices, dtype=torch.long)
+            for method, vectors in pooled.items():
+                target = self._fixed if method in fixed else out
+                if method not in target:
+                    target[method] = torch.zeros(len(self.store), vectors.shape[1])
+                target[method][index] = vectors
+        self._done[todo] = True
+        return {m: self._fixed[m] if m in self._fixed else out[m] for m in self.methods}
+
+    def _from_pooled(self, method: str, rows: list[int], stats: CorpusStats | None) -> Tensor:
+        start = time.perf_counter()
+        if method in self.store.pooled_methods:
+            vectors = self._stored(method)
+        else:
+            ap, index = self._stored("ap"), torch.tensor(rows, dtype=torch.long)
+            vectors = torch.zeros_like(ap)
+            if method == "whitening":
+                vectors[index] = whiten(ap[index], stats).float()
+            else:
+                vectors[index] = soft_decay(ap[index], stats, self.options.semantics).float()
+        self.seconds[method] = self.seconds.get(method, 0.0) + time.perf_counter() - start
+        return vectors
+
+    def _stored(self, method: str) -> Tensor:
+        """Vectors pooled at extraction, read once."""
+        if method not in self._fixed:
+            self._fixed[method] = torch.as_tensor(self.store.pooled(method)).float()
+        return self._fixed[method]
+
+
+def open_store(store: Any) -> Any:
+    """A ``FeatureStore`` from itself or its path."""
+    if isinstance(store, (str, Path)):
+        from vqpool.store import FeatureStore
+
+        return FeatureStore(store)
+    return store
+
+
+def store_path(store: Any) -> Path | None:
+    path = getattr(store, "path", None)
+    return Path(path) if path is not None else None
+
+
+def write_rows(store: Any, rows: list[dict[str, Any]], results: str | Path | None) -> None:
+    """Append result rows to ``results``, by default ``results.jsonl`` in the store's folder."""
+    if results is None:
+        folder = store_path(store)
+        if folder is None:
+            raise VqpoolError("the store has no folder to hold results.jsonl: pass --results PATH")
+        results = folder / "results.jsonl"
+    for row in rows:
+        append_result(results, row)

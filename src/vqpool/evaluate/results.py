@@ -1,0 +1,206 @@
+"""The results file: JSON lines, one row per (protocol, upstream, task, method), appended.
+
+Rows are appended, never rewritten, so a benchmark interrupted half-way keeps the rows it
+finished. Each row goes out in one ``write`` on an ``O_APPEND`` descriptor, then fsync: a crash
+leaves at most one truncated last line, which the reader reports instead of skipping silently.
+"""
+
+import json
+import os
+import warnings
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from vqpool.errors import VqpoolError
+
+PROTOCOLS = ("1nn", "probe")
+
+# key -> accepted types (None stands for JSON null); the contract R reads (team notes).
+SCHEMA: dict[str, tuple[type | None, ...]] = {
+    "protocol": (str,),
+    "method": (str,),
+    "task": (str,),
+    "corpus": (str, None),
+    "upstream": (str, None),
+    "paper_upstream": (str, None),
+    "accuracy": (float,),
+    "std": (float, None),
+    "per_fold": (list,),
+    "per_seed": (list, None),
+    "num_train": (int,),
+    "num_test": (int,),
+    "settings": (dict,),
+    "store": (str, None),
+    "store_header": (dict,),
+    "versions": (dict,),
+    "seconds": (float,),
+    "timestamp": (str,),
+}
+
+# The paper's upstreams (../shared/paper/README.md), recognised by hub id or a local folder's name.
+PAPER_UPSTREAMS = {"wav2vec2-base": "base", "wav2vec2-large": "large", "wav2vec2-xls-r-300m": "xlsr"}
+
+
+def validate_row(row: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first key that is missing or of the wrong type."""
+    for key, types in SCHEMA.items():
+        if key not in row:
+            raise ValueError(f"result row lacks {key!r}")
+        value = row[key]
+        accepted = tuple(t for t in types if t is not None)
+        if value is None and None in types:
+            continue
+        # bool is an int subclass; a True accuracy is a bug, not a number.
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            raise ValueError(f"result row: {key!r} is {value!r}, expected {types}")
+    if row["protocol"] not in PROTOCOLS:
+        raise ValueError(f"result row: protocol {row['protocol']!r} not in {PROTOCOLS}")
+
+
+def append_result(path: str | os.PathLike, row: Mapping[str, Any]) -> None:
+    """Append one validated row as one line (single write, flush, fsync)."""
+    validate_row(row)
+    line = json.dumps(row, allow_nan=False) + "\n"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if _ends_without_newline(fd):
+            # An earlier writer died mid-line: start ours on a fresh line so it stays readable.
+            line = "\n" + line
+        os.write(fd, line.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ends_without_newline(fd: int) -> bool:
+    if os.fstat(fd).st_size == 0:
+        return False
+    os.lseek(fd, -1, os.SEEK_END)  # O_APPEND writes still go to the end
+    return os.read(fd, 1) != b"\n"
+
+
+def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every row of a results file.
+
+    A line that is not JSON (cut short by an interrupted append) is left out with a warning
+    naming it; a JSON row that misses the schema is an error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VqpoolError(f"{path}: no such results file")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            warnings.warn(
+                f"{path}: line {number} is not a complete JSON row (an interrupted write?); "
+                "ignored",
+                stacklevel=2,
+            )
+            continue
+        try:
+            validate_row(row)
+        except ValueError as error:
+            raise VqpoolError(f"{path}: line {number}: {error}") from error
+        rows.append(row)
+    return rows
+
+
+def upstream_of(header: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``(spec, paper_upstream)`` from a store header, whichever way the upstream is recorded."""
+    upstream = header.get("upstream", header.get("spec"))
+    spec = upstream.get("spec") if isinstance(upstream, Mapping) else upstream
+    if spec is None:
+        return None, None
+    spec = str(spec)
+    return spec, PAPER_UPSTREAMS.get(Path(spec.rstrip("/")).name)
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for package in ("vqpool", "torch", "transformers"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def make_row(
+    *,
+    protocol: str,
+    method: str,
+    task: str,
+    header: Mapping[str, Any],
+    store: str | None,
+    per_fold: list[float],
+    per_seed: list[float] | None,
+    num_train: int,
+    num_test: int,
+    settings: Mapping[str, Any],
+    seconds: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A schema row; ``accuracy`` is the mean of the folds, ``std`` the spread over seeds."""
+    spec, paper = upstream_of(header)
+    row: dict[str, Any] = {
+        "protocol": protocol,
+        "method": method,
+        "task": task,
+        "corpus": header.get("corpus"),
+        "upstream": spec,
+        "paper_upstream": paper,
+        "accuracy": float(sum(per_fold) / len(per_fold)),
+        "std": _std(per_seed) if per_seed is not None else None,
+        "per_fold": [float(x) for x in per_fold],
+        "per_seed": [float(x) for x in per_seed] if per_seed is not None else None,
+        "num_train": int(num_train),
+        "num_test": int(num_test),
+        "settings": dict(settings),
+        "store": store,
+        "store_header": dict(header),
+        "versions": versions(),
+        "seconds": float(seconds),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+    return row
+
+
+def _std(values: list[float]) -> float:
+    """Sample standard deviation (n - 1), 0 for a single seed."""
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return float((sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5)
+
+
+def format_table(rows: list[Mapping[str, Any]]) -> str:
+    """Methods as rows, accuracy in percent (± std over seeds, folds when there are several)."""
+    if not rows:
+        return "(no results)"
+    folds = max(len(row["per_fold"]) for row in rows)
+    header = ["method", "accuracy"]
+    header += [f"fold {k}" for k in range(1, folds + 1)] if folds > 1 else []
+    header += ["seconds"]
+    lines = []
+    for row in rows:
+        accuracy = f"{row['accuracy']:.2f}"
+        if row["std"] is not None:
+            accuracy += f" ± {row['std']:.2f}"
+        per_fold = [f"{x:.2f}" for x in row["per_fold"]] if folds > 1 else []
+        lines.append([row["method"], accuracy, *per_fold, f"{row['seconds']:.1f}"])
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=True)]
+    first = rows[0]
+    title = f"{first['protocol']} · task {first['task']} · upstream {first['upstream']}"
+    table = [" | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in [header, *lines]]
+    table.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join([title, *table])

@@ -1,0 +1,113 @@
+"""What a store's rows mean to an evaluation: the task, the folds and the labels."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vqpool.errors import VqpoolError
+
+
+def resolve_task(header: Mapping[str, Any], task: str | None = None) -> str:
+    """The task name: given, recorded in the store header, or implied by the header's corpus."""
+    if task:
+        return task
+    if header.get("task"):
+        return str(header["task"])
+    corpus = header.get("corpus")
+    if corpus:
+        from vqpool.data import TASK_OF_CORPUS
+
+        return TASK_OF_CORPUS.get(corpus, str(corpus))
+    raise VqpoolError("the store header names no task or corpus: pass --task NAME")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Store indices of one fold's splits (number counts from 1, as in ``--fold``)."""
+
+    number: int
+    train: list[int]
+    validation: list[int]
+    test: list[int]
+
+    def fit_indices(self, include_validation: bool) -> list[int]:
+        """Rows whose statistics may be fitted: training, plus validation when asked."""
+        return sorted(self.train + self.validation) if include_validation else self.train
+
+    @property
+    def used(self) -> list[int]:
+        return sorted(self.train + self.validation + self.test)
+
+    def without_validation(self) -> "Fold":
+        """The fold with its validation rows trained on: the 1-NN protocol selects nothing."""
+        return Fold(self.number, sorted(self.train + self.validation), [], self.test)
+
+
+def holds_out_validation(meta: Sequence[Mapping[str, Any]]) -> bool:
+    """True when validation rows were held out of training sessions by ``vqpool.data.folds``
+    (rows with a ``session``, as IEMOCAP's) rather than given by the corpus."""
+    return any(row.get("session") for row in meta)
+
+
+def select_folds(
+    meta: Sequence[Mapping[str, Any]],
+    folds: str | int | Sequence[int] = "all",
+    splits: Sequence[Sequence[str]] | None = None,
+) -> list[Fold]:
+    """The chosen folds of a store.
+
+    ``splits`` holds one list of split names per fold, aligned with ``meta`` (by default
+    ``vqpool.data.folds(meta)``: the rows' own split, or leave-one-session-out). Rows named
+    anything but train/validation/test take no part.
+    """
+    if splits is None:
+        from vqpool.data import folds as data_folds
+
+        splits = data_folds(list(meta))
+    numbers = range(1, len(splits) + 1) if folds == "all" else _fold_numbers(folds)
+    chosen = []
+    for number in numbers:
+        if not 1 <= number <= len(splits):
+            raise VqpoolError(f"--fold {number}: the store has folds 1..{len(splits)}")
+        names = splits[number - 1]
+        if len(names) != len(meta):
+            raise ValueError(f"fold {number} names {len(names)} splits for {len(meta)} rows")
+        by_split: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
+        for index, name in enumerate(names):
+            if name in by_split:
+                by_split[name].append(index)
+        if not by_split["train"] or not by_split["test"]:
+            raise VqpoolError(f"fold {number} has no training or no test rows")
+        chosen.append(Fold(number, by_split["train"], by_split["validation"], by_split["test"]))
+    return chosen
+
+
+def _fold_numbers(folds: str | int | Sequence[int]) -> list[int]:
+    if isinstance(folds, int):
+        return [folds]
+    if isinstance(folds, str):
+        try:
+            return [int(part) for part in folds.split(",")]
+        except ValueError:
+            raise VqpoolError(f"--fold {folds!r}: expected 'all' or fold numbers") from None
+    return list(folds)
+
+
+def encode_labels(meta: Sequence[Mapping[str, Any]], indices: Sequence[int]) -> tuple[Tensor, list[str]]:
+    """``[len(meta)]`` class ids (-1 outside ``indices``) and the sorted class names."""
+    classes = sorted({_label(meta, i) for i in indices})
+    ids = {name: k for k, name in enumerate(classes)}
+    labels = torch.full((len(meta),), -1, dtype=torch.long)
+    for i in indices:
+        labels[i] = ids[_label(meta, i)]
+    return labels, classes
+
+
+def _label(meta: Sequence[Mapping[str, Any]], index: int) -> str:
+    label = meta[index].get("label")
+    if label is None or label == "":
+        raise VqpoolError(f"row {index} ({meta[index].get('id', '?')}) has no label")
+    return str(label)

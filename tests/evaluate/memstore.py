@@ -1,0 +1,95 @@
+"""An in-memory stand-in for ``vqpool.store.FeatureStore`` (same interface), for fast tests."""
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+class MemoryStore:
+    def __init__(
+        self,
+        frames: Sequence[Tensor] | None,
+        codes: Sequence[Tensor] | None,
+        meta: list[dict[str, Any]],
+        header: dict[str, Any] | None = None,
+        *,
+        codebook_size: int | None = None,
+        pooled: dict[str, Tensor] | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.frames = list(frames) if frames is not None else None
+        self.codes = list(codes) if codes is not None else None
+        self.meta = meta
+        self.lengths = [m["num_frames"] for m in meta]
+        self.header = header or {"upstream": {"spec": "toy"}, "corpus": "toy", "task": "toy"}
+        self.codebook_size = codebook_size
+        self._pooled = pooled or {}
+        self.path = path
+        self.read: list[int] = []  # every row handed out, to check what a step looked at
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+    @property
+    def has_frames(self) -> bool:
+        return self.frames is not None
+
+    @property
+    def dim(self) -> int:
+        return (self.frames[0] if self.frames else self._pooled["ap"]).shape[-1]
+
+    @property
+    def num_codebooks(self) -> int | None:
+        return self.codes[0].shape[1] if self.codes is not None else None
+
+    @property
+    def pooled_methods(self) -> tuple[str, ...]:
+        return tuple(self._pooled)
+
+    def pooled(self, method: str) -> Tensor:
+        return self._pooled[method]
+
+    def __getitem__(self, i: int) -> tuple[Tensor | None, Tensor | None, dict[str, Any]]:
+        self.read.append(i)
+        frames = self.frames[i] if self.frames is not None else None
+        codes = self.codes[i] if self.codes is not None else None
+        return frames, codes, self.meta[i]
+
+    def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = 64) -> Iterator:
+        """Length-sorted padded batches of at most ``max_frames`` padded frames."""
+        order = sorted(indices if indices is not None else range(len(self)),
+                       key=lambda i: self.lengths[i])
+        batch: list[int] = []
+        for i in order:
+            if batch and (len(batch) + 1) * self.lengths[i] > max_frames:
+                yield self._collate(batch)
+                batch = []
+            batch.append(i)
+        if batch:
+            yield self._collate(batch)
+
+    def _collate(self, batch: list[int]):
+        self.read.extend(batch)
+        pad = torch.nn.utils.rnn.pad_sequence
+        frames = pad([self.frames[i] for i in batch], batch_first=True) if self.frames else None
+        lengths = torch.tensor([self.lengths[i] for i in batch])
+        codes = pad([self.codes[i] for i in batch], batch_first=True) if self.codes else None
+        return frames, lengths, codes, list(batch)
+
+
+def toy_store(n: int = 36, *, seed: int = 0, dim: int = 6, classes: int = 3, codebook_size: int = 8,
+              **options: Any) -> tuple[MemoryStore, Tensor]:
+    """Utterances of 1-6 identical frames ``v_i`` (so their AP vector is ``v_i``) around a class
+    centre, with random codes in ``[0, codebook_size)``. Returns the store and the ``v_i``."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % classes
+    vectors = torch.eye(classes, dim)[labels] * 2 + torch.randn(n, dim, generator=generator)
+    lengths = torch.randint(1, 7, (n,), generator=generator).tolist()
+    frames = [v.expand(t, dim).clone() for v, t in zip(vectors, lengths, strict=True)]
+    codes = [torch.randint(0, codebook_size, (t, 2), generator=generator) for t in lengths]
+    meta = [{"id": f"u{i}", "label": f"class{int(y)}", "split": "train", "num_frames": t,
+             "duration": t / 50}
+            for i, (y, t) in enumerate(zip(labels, lengths, strict=True))]
+    return MemoryStore(frames, codes, meta, codebook_size=codebook_size, **options), vectors
