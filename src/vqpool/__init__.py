@@ -17,11 +17,10 @@ _PUBLIC = {
     "FeatureStore": "vqpool.store",
 }
 
-__all__ = ["__version__", *_PUBLIC]
+__all__ = ["CorpusStats", "FeatureStore", "METHODS", "__version__", "frame_weights", "heads", "pool"]
 
 if TYPE_CHECKING:
-    from vqpool.pooling import METHODS, CorpusStats, frame_weights, pool
-    from vqpool.pooling import heads
+    from vqpool.pooling import METHODS, CorpusStats, frame_weights, heads, pool
     from vqpool.store import FeatureStore
 
 

@@ -1,0 +1,70 @@
+"""The paper's two tables for one upstream in one call: prepare, extract, bench, probe, report.
+
+Each task's store is written under ``work_dir`` and resumed when it is already (partly) there, so
+a run stopped after hours of extraction loses only the batch in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from vqpool.errors import VqpoolError
+
+CORPUS_OF_TASK = {"kws": "speechcommands", "sid": "voxceleb1", "ic": "fluent", "er": "iemocap"}
+PROBE_METHODS = ("ap", "sp", "vq-lp", "sap", "asp", "vap")
+
+
+def reproduce(
+    upstream: str,
+    roots: Mapping[str, str | os.PathLike],
+    work_dir: str | os.PathLike,
+    *,
+    tasks: Sequence[str] = tuple(CORPUS_OF_TASK),
+    layers: str = "mean",
+    codebook: str | os.PathLike | None = None,
+    device: str = "cpu",
+    seeds: int = 3,
+    batch_seconds: float = 60.0,
+    allow_download: bool = False,
+    on_bad_audio: str = "error",
+) -> Path:
+    """Run both protocols of METHODS.md section 6 on ``tasks``; return the report folder.
+
+    ``roots`` maps each task (kws, sid, ic, er) to its corpus folder in the official layout.
+    """
+    from vqpool.data import prepare
+    from vqpool.evaluate import run_bench, run_probe
+    from vqpool.extract import extract
+    from vqpool.report import to_text, write_report
+    from vqpool.upstream import load_upstream
+
+    unknown = [task for task in tasks if task not in CORPUS_OF_TASK]
+    if unknown:
+        raise VqpoolError(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(CORPUS_OF_TASK)}")
+    missing = [task for task in tasks if task not in roots]
+    if missing:
+        raise VqpoolError(f"no --roots entry for {', '.join(missing)} (e.g. --roots kws=/data/speech_commands)")
+    work = Path(work_dir)
+    results = work / "results.jsonl"
+    model = load_upstream(
+        upstream, layers=layers, codebook=codebook, device=device, allow_download=allow_download
+    )
+    if model.num_codebooks is None:
+        raise VqpoolError(f"{upstream} has no quantizer: fit a codebook with `vqpool codebook fit` and pass --codebook")
+    for task in tasks:
+        corpus = CORPUS_OF_TASK[task]
+        print(f"[vqpool reproduce] {task}: {corpus} at {roots[task]}", file=sys.stderr, flush=True)
+        rows = prepare(corpus, roots[task])
+        store = extract(
+            rows, model, work / f"store-{task}", resume=True, corpus=corpus, task=task,
+            batch_seconds=batch_seconds, on_bad_audio=on_bad_audio,
+        )
+        run_bench(store, "all", task=task, results=results, device=device)
+        run_probe(store, PROBE_METHODS, task=task, seeds=seeds, results=results, device=device)
+    files = write_report([results], work / "report")
+    for table in files.tables:
+        print(to_text(table), end="\n\n")
+    return work / "report"
