@@ -1,0 +1,74 @@
+"""Frame weights of the weighted-average methods (METHODS.md section 2), for a padded batch.
+
+Every function takes ``codes [B, L, G]`` (int64, 0 on padding) and ``mask [B, L]`` and returns
+fp32 ``[B, L]`` weights, 0 on padding and summing to 1 over each utterance's true frames (except
+the reference vq-allsquash-or, which keeps the reference's unnormalised weights).
+"""
+
+import torch
+from torch import Tensor
+
+from vqpool.errors import VqpoolError
+from vqpool.pooling import partitions
+from vqpool.pooling.stats import CorpusStats
+
+PARTITIONS = {
+    ("vq-squash-and", "paper"): partitions.squash_and,
+    ("vq-squash-and", "reference"): partitions.squash_and,
+    ("vq-squash-or", "paper"): partitions.squash_or,
+    ("vq-squash-or", "reference"): partitions.squash_or_first,
+    ("vq-allsquash-and", "paper"): partitions.allsquash_and,
+    ("vq-allsquash-and", "reference"): partitions.allsquash_and,
+    ("vq-allsquash-or", "paper"): partitions.allsquash_or,
+}
+
+
+def average(mask: Tensor) -> Tensor:
+    """ap: ``w_t = 1 / T``."""
+    return mask / mask.sum(1, keepdim=True)
+
+
+def local_probability(codes: Tensor, mask: Tensor, codebook_size: int) -> Tensor:
+    """vq-lp: ``w_t ∝ 1 / sum_g n_g(q_t^g)``, n_g counting the codes of this utterance."""
+    batch, length, groups = codes.shape
+    counts = torch.zeros(batch, codebook_size, groups, device=codes.device)
+    counts.scatter_add_(1, codes, mask[..., None].expand(-1, -1, groups).float())
+    return normalize(1 / sum(counts.gather(1, codes).unbind(-1)), mask)
+
+
+def global_probability(codes: Tensor, mask: Tensor, stats: CorpusStats, smoothing: float) -> Tensor:
+    """vq-gp: ``w_t ∝ 1 / sum_g N_g(q_t^g)``, N_g the training corpus's counts plus ``smoothing``."""
+    counts = stats.code_counts.to(codes.device, torch.float32) + smoothing
+    total = sum(n[q] for n, q in zip(counts, codes.unbind(-1), strict=True))
+    if smoothing == 0 and bool((total[mask] == 0).any()):
+        raise VqpoolError(
+            "vq-gp/vq-bp: some frames carry only codes never seen in the corpus statistics; "
+            "use smoothing > 0 (default 1)"
+        )
+    return normalize(1 / total, mask)
+
+
+def both_probability(codes: Tensor, mask: Tensor, stats: CorpusStats, smoothing: float) -> Tensor:
+    """vq-bp: ``w_t ∝ w_t^LP w_t^GP``, each normalised first."""
+    local = local_probability(codes, mask, stats.codebook_size)
+    return normalize(local * global_probability(codes, mask, stats, smoothing), mask)
+
+
+def sif(codes: Tensor, mask: Tensor, stats: CorpusStats, a: float) -> Tensor:
+    """vq-sif: ``w_t ∝ a / (a + p(q_t))``, p the raw corpus frequency of the code tuple."""
+    return normalize(a / (a + stats.tuple_frequency(codes).to(codes.device)), mask)
+
+
+def partition(method: str, codes: Tensor, mask: Tensor, semantics: str) -> Tensor:
+    """The vq-*squash-* methods: ``w_t = 1 / (K size(P(t)))`` over the partition of section 3;
+    the reference vq-allsquash-or assigns its weights per code tuple instead."""
+    if (method, semantics) == ("vq-allsquash-or", "reference"):
+        labels = partitions.allsquash_or_greedy(codes, mask)
+        return partitions.greedy_tuple_weights(labels, codes, mask)
+    return partitions.partition_weights(PARTITIONS[method, semantics](codes, mask), mask)
+
+
+def normalize(weights: Tensor, mask: Tensor) -> Tensor:
+    """Zero the padding, then scale each utterance's weights to sum to 1."""
+    weights = torch.where(mask, weights, 0.0)
+    return weights / weights.sum(1, keepdim=True)

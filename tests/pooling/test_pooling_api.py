@@ -1,0 +1,191 @@
+"""The public pooling API: exports, dtypes, dispatch to the baselines, and errors users can cause."""
+
+import pytest
+import torch
+
+import vqpool
+from vqpool.errors import VqpoolError
+from vqpool.pooling import (
+    CODE_METHODS,
+    HEADS,
+    METHODS,
+    SEMANTICS,
+    STATS_METHODS,
+    WEIGHTED_METHODS,
+    CorpusStats,
+    baselines,
+    frame_weights,
+    output_dim,
+    pool,
+)
+
+B, L, D, G, V = 3, 7, 5, 2, 4
+
+
+@pytest.fixture
+def batch():
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.randn(B, L, D, generator=generator)
+    lengths = torch.tensor([7, 3, 1])
+    codes = torch.randint(0, V, (B, L, G), generator=generator)
+    return frames, lengths, codes
+
+
+@pytest.fixture
+def stats(batch):
+    frames, lengths, codes = batch
+    return CorpusStats.fit([(frames, lengths, codes)], codebook_size=V)
+
+
+def test_exports():
+    assert METHODS == (
+        "ap", "sp", "whitening", "softdecay", "vq-squash-and", "vq-squash-or", "vq-allsquash-and",
+        "vq-allsquash-or", "vq-sif", "vq-lp", "vq-gp", "vq-bp",
+    )  # fmt: skip
+    assert set(WEIGHTED_METHODS) == {"ap", *CODE_METHODS} and set(CODE_METHODS) == {
+        m for m in METHODS if m.startswith("vq-")
+    }
+    assert set(STATS_METHODS) == {"whitening", "softdecay", "vq-sif", "vq-gp", "vq-bp"}
+    assert HEADS == ("sap", "asp", "vap") and SEMANTICS == ("paper", "reference")
+    assert vqpool.METHODS is METHODS and vqpool.pool is pool and vqpool.CorpusStats is CorpusStats
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_every_method_pools_to_its_output_dim(batch, stats, method, semantics):
+    frames, lengths, codes = batch
+    pooled = pool(frames, lengths, codes, method, stats, semantics=semantics)
+    assert pooled.shape == (B, output_dim(method, D)) and pooled.dtype == torch.float32
+    assert torch.isfinite(pooled).all()
+
+
+def test_output_dim_of_heads():
+    assert [output_dim(head, 10) for head in HEADS] == [10, 20, 20]
+    with pytest.raises(VqpoolError, match="choose from"):
+        output_dim("max", 10)
+
+
+def test_ap_is_the_mean_of_true_frames(batch):
+    frames, lengths, _ = batch
+    expected = torch.stack([frames[b, :n].mean(0) for b, n in enumerate(lengths.tolist())])
+    torch.testing.assert_close(pool(frames, lengths, method="ap"), expected)
+    assert frame_weights(lengths, None, "ap").shape == (B, 7)
+
+
+def test_baselines_are_dispatched(batch, stats):
+    frames, lengths, codes = batch
+    ap = pool(frames, lengths, method="ap")
+    torch.testing.assert_close(
+        pool(frames, lengths, method="sp"), baselines.statistics_pooling(frames, lengths)
+    )
+    torch.testing.assert_close(
+        pool(frames, lengths, None, "whitening", stats), baselines.whiten(ap, stats)
+    )
+    for semantics in SEMANTICS:
+        expected = baselines.soft_decay(ap, stats, semantics)
+        torch.testing.assert_close(
+            pool(frames, lengths, None, "softdecay", stats, semantics=semantics), expected
+        )
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_frames_accumulate_in_fp32(batch, dtype):
+    frames, lengths, codes = batch
+    half = frames.to(dtype)
+    pooled = pool(half, lengths, codes, "vq-lp")
+    assert pooled.dtype == torch.float32
+    torch.testing.assert_close(pooled, pool(half.float(), lengths, codes, "vq-lp"))
+
+
+def test_narrow_integer_codes_and_lengths(batch):
+    frames, lengths, codes = batch
+    expected = pool(frames, lengths, codes, "vq-allsquash-or")
+    torch.testing.assert_close(
+        pool(frames, lengths.int(), codes.to(torch.int16), "vq-allsquash-or"), expected
+    )
+
+
+def test_smoothing_zero_with_unseen_codes_is_an_error(batch):
+    frames, lengths, codes = batch
+    stats = CorpusStats.fit(
+        [(None, lengths, torch.zeros_like(codes))], codebook_size=V, include=["counts"]
+    )
+    with pytest.raises(VqpoolError, match="smoothing"):
+        pool(frames, lengths, codes.clamp_min(1), "vq-gp", stats, smoothing=0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(method="max"), "'max' is not a pooling method; choose from ap, sp"),
+        (dict(semantics="figure"), "semantics 'figure' is unknown"),
+        (dict(frames=torch.zeros(B, L)), "frames must be a float tensor"),
+        (dict(frames=torch.zeros(B, L, D, dtype=torch.long)), "frames must be a float tensor"),
+        (dict(lengths=torch.tensor([7.0, 3.0, 1.0])), "lengths must be an integer tensor"),
+        (dict(lengths=torch.tensor([[7, 3, 1]])), "lengths must be an integer tensor"),
+        (dict(lengths=torch.tensor([7, 3])), "2 entries for a batch of 3"),
+        (dict(lengths=torch.tensor([7, 0, 1])), r"lengths must lie in \[1, L=7\]"),
+        (dict(lengths=torch.tensor([8, 3, 1])), r"lengths must lie in \[1, L=7\]"),
+        (dict(codes=None), "needs codes"),
+        (dict(codes=torch.zeros(B, L, G)), "codes must be an integer tensor"),
+        (dict(codes=torch.zeros(B, L, G, dtype=torch.bool)), "codes must be an integer tensor"),
+        (
+            dict(
+                codes=torch.zeros(B, L),
+            ),
+            "codes must be an integer tensor",
+        ),
+        (dict(codes=torch.zeros(B, L + 1, G, dtype=torch.long)), "codes have shape"),
+        (dict(codes=torch.full((B, L, G), -1)), "non-negative"),
+        (dict(method="vq-gp", stats=None), "'vq-gp' needs corpus statistics"),
+        (dict(method="vq-sif", a=0.0), "a must be positive"),
+        (dict(method="vq-gp", smoothing=-1.0), "smoothing must be >= 0"),
+        (dict(method="vq-gp", codes=torch.full((B, L, G), V)), "V=4"),
+        (dict(method="vq-bp", codes=torch.zeros(B, L, G + 1, dtype=torch.long)), "G=3"),
+    ],
+)
+def test_errors(batch, stats, change, message):
+    frames, lengths, codes = batch
+    arguments = dict(frames=frames, lengths=lengths, codes=codes, method="vq-lp", stats=stats)
+    options = {key: change.pop(key) for key in ("semantics", "a", "smoothing") if key in change}
+    arguments.update(change)
+    with pytest.raises(VqpoolError, match=message):
+        pool(**arguments, **options)
+
+
+def test_padding_codes_are_never_read(batch):
+    frames, lengths, codes = batch
+    garbage = codes.clone()
+    garbage[1, 3:] = -7
+    garbage[2, 1:] = 10**6
+    for method in CODE_METHODS:
+        stats = CorpusStats.fit([(None, lengths, codes)], codebook_size=V, include=["counts"])
+        torch.testing.assert_close(
+            pool(frames, lengths, garbage, method, stats),
+            pool(frames, lengths, codes, method, stats),
+        )
+
+
+def test_frame_weights_rejects_methods_without_weights(batch, stats):
+    _, lengths, codes = batch
+    with pytest.raises(VqpoolError, match="weighted-average method"):
+        frame_weights(lengths, codes, "sp")
+
+
+def test_mismatched_devices_are_an_error(batch):
+    frames, lengths, codes = batch
+    with pytest.raises(VqpoolError, match="meta"):
+        pool(frames, lengths.to("meta"), codes)
+    with pytest.raises(VqpoolError, match="meta"):
+        pool(frames, lengths, codes.to("meta"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_cuda_matches_cpu(batch, stats, semantics):
+    frames, lengths, codes = batch
+    for method in METHODS:
+        cpu = pool(frames, lengths, codes, method, stats, semantics=semantics)
+        cuda = pool(frames.cuda(), lengths.cuda(), codes.cuda(), method, stats, semantics=semantics)
+        assert cuda.device.type == "cuda"
+        torch.testing.assert_close(cuda.cpu(), cpu, atol=1e-5, rtol=1e-4, msg=method)
