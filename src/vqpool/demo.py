@@ -1,0 +1,148 @@
+"""The whole pipeline, offline, in one call: corpus -> codebook -> extract -> bench -> probe -> report.
+
+Every step writes its result under ``out_dir`` and is skipped when that result is already there,
+so an interrupted demo picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vqpool.errors import VqpoolError
+
+DEMO_UPSTREAMS = ("logmel", "ge2e")
+DEMO_PROBE_METHODS = ("ap", "sp", "vq-lp", "sap", "asp", "vap")
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sized so the whole demo runs in a few minutes on two CPU cores."""
+
+    upstreams: tuple[str, ...] = DEMO_UPSTREAMS
+    words: str = "speechcommands"  # the 35 words; a comma-separated list makes a smaller corpus
+    voices: int = 24
+    codebooks: int = 2
+    codebook_size: int = 64  # a few thousand training utterances do not fill 320 codes
+    codebook_frames: int = 40_000
+    probe_methods: tuple[str, ...] = DEMO_PROBE_METHODS
+    # Keyword spotting's learning rate (METHODS.md section 6) with small batches, so a corpus of a
+    # few thousand utterances gets a few hundred optimiser steps.
+    probe_lr: float = 1e-2
+    probe_batch_size: int = 128
+    probe_epochs: int = 30
+    probe_seeds: int = 2
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    results: Path
+    report_dir: Path
+    seconds: float
+
+
+def _say(message: str) -> None:
+    print(f"[vqpool demo] {message}", file=sys.stderr, flush=True)
+
+
+def prepare_corpus(
+    out_dir: Path, corpus: str, root: str | os.PathLike | None, settings: DemoSettings
+) -> Path:
+    """The demo's manifest: the synthetic corpus (made once) or FSDD read in place."""
+    from vqpool.data import prepare, write_prepared
+    from vqpool.data.synth import synthesize
+
+    if corpus == "synth":
+        corpus_dir = out_dir / "corpus"
+        manifest = corpus_dir / "manifest.csv"
+        if not manifest.is_file():
+            _say(f"synthesising a Speech-Commands-like corpus with eSpeak NG into {corpus_dir}")
+            manifest = synthesize(corpus_dir, seed=0, words=settings.words, voices=settings.voices)
+        return manifest
+    if corpus == "fsdd":
+        if root is None:
+            raise VqpoolError("--corpus fsdd needs --root, the folder of FSDD's recordings")
+        manifest = out_dir / "fsdd-manifest.csv"
+        if not manifest.is_file():
+            rows = prepare("fsdd", root, split="speaker")
+            write_prepared(rows, manifest)
+        return manifest
+    raise VqpoolError(f"--corpus must be synth or fsdd, not {corpus!r}")
+
+
+def run_demo(
+    out_dir: str | os.PathLike = "vqpool-demo",
+    *,
+    corpus: str = "synth",
+    root: str | os.PathLike | None = None,
+    settings: DemoSettings = DemoSettings(),
+) -> DemoResult:
+    """Run every pooling method through both protocols on a corpus made offline; write a report."""
+    from vqpool import report
+    from vqpool.data import read_manifest
+    from vqpool.evaluate import run_bench, run_probe
+    from vqpool.extract import extract
+    from vqpool.pooling import METHODS
+    from vqpool.upstream import load_upstream
+    from vqpool.upstream.codebook import KMeansCodebook, fit_codebook
+
+    started = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.jsonl"
+    results.unlink(missing_ok=True)  # one demo, one set of results: reruns re-measure
+    manifest = prepare_corpus(out, corpus, root, settings)
+    rows = read_manifest(manifest)
+    train_paths = [row["path"] for row in rows if row.get("split") == "train"]
+    task = "synth" if corpus == "synth" else "fsdd-digit"
+    _say(f"{len(rows)} utterances ({len(train_paths)} for training) from {manifest}")
+
+    for spec in settings.upstreams:
+        codebook_path = out / f"codebook-{spec}.pt"
+        if not codebook_path.is_file():
+            _say(f"{spec}: fitting a {settings.codebooks}x{settings.codebook_size} k-means codebook")
+            upstream = load_upstream(spec, device=settings.device)
+            fit_codebook(
+                upstream,
+                train_paths,
+                num_codebooks=settings.codebooks,
+                codebook_size=settings.codebook_size,
+                max_frames=settings.codebook_frames,
+            ).save(codebook_path)
+        upstream = load_upstream(
+            spec, codebook=KMeansCodebook.load(codebook_path), device=settings.device
+        )
+        _say(f"{spec}: extracting frames and codes")
+        store = extract(rows, upstream, out / f"store-{spec}", resume=True, corpus=corpus, task=task)
+        _say(f"{spec}: 1-NN benchmark of all {len(METHODS)} unsupervised methods")
+        run_bench(store, "all", results=results, device=settings.device)
+        _say(f"{spec}: linear probe of {', '.join(settings.probe_methods)}")
+        run_probe(
+            store,
+            settings.probe_methods,
+            seeds=settings.probe_seeds,
+            epochs=settings.probe_epochs,
+            lr=settings.probe_lr,
+            batch_size=settings.probe_batch_size,
+            results=results,
+            device=settings.device,
+        )
+
+    report_dir = out / "report"
+    files = report.write_report([results], report_dir)
+    for table in files.tables:
+        print(report.to_text(table), end="\n\n")
+    test_row = next(row for row in rows if row.get("split") == "test")
+    spec = settings.upstreams[0]
+    report.draw_frame_weights(
+        test_row["path"], spec, report_dir / f"weights-{spec}.png", codebook=out / f"codebook-{spec}.pt"
+    )
+    for spec in settings.upstreams:
+        report.draw_tsne(out / f"store-{spec}", report_dir / f"tsne-{spec}.png", ["ap", "vq-lp"], split="test")
+    seconds = time.perf_counter() - started
+    _say(f"done in {seconds:.0f} s: report in {report_dir}/report.md, plots beside it")
+    return DemoResult(results=results, report_dir=report_dir, seconds=seconds)
