@@ -1,0 +1,27 @@
+"""The README stays true: its test command is what CI runs, and its Python example runs."""
+
+import re
+from pathlib import Path
+
+import tiny_models
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+
+def test_ci_runs_the_readmes_test_command():
+    commands = re.findall(r"```bash\n(.+?)\n```", README)
+    test_command = next(c for c in commands if "pytest" in c)
+    assert test_command in (REPO / ".ci" / "run").read_text()
+    assert "vqpool demo" in commands[0]
+
+
+def test_python_example_runs_on_a_local_checkpoint(tmp_path):
+    example = re.search(r"```python\n(.+?)\n```", README, re.S).group(1)
+    model = tiny_models.make_wav2vec2_pretraining(tmp_path / "wav2vec2", norm="group")
+    namespace: dict = {}
+    exec(example.replace('"facebook/wav2vec2-base"', repr(str(model))), namespace)
+    vectors, weights = namespace["vectors"], namespace["weights"]
+    assert vectors.shape == (2, 32) and torch.isfinite(vectors).all()
+    assert torch.allclose(weights.sum(1), torch.ones(2))
