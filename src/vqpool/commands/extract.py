@@ -1,12 +1,115 @@
-"""`vqpool extract` (under construction)."""
+"""`vqpool extract`: audio -> frames and codes (or pooled vectors only) in a feature store."""
 
 import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vqpool.pooling import CorpusStats
+
+EPILOG = """examples:
+  vqpool extract --upstream logmel --codebook cb.pt --manifest fsdd.csv --out stores/fsdd
+  vqpool extract --upstream facebook/wav2vec2-base --allow-download --device cuda \\
+      --corpus speechcommands --root data/speech_commands --out stores/kws-base
+  torchrun --standalone --nproc_per_node 4 -m vqpool.cli extract --upstream facebook/wav2vec2-base \\
+      --device cuda --manifest kws.csv --out stores/kws-base     (one rank per GPU)
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("extract", help="(under construction)")
+    parser = subparsers.add_parser(
+        "extract",
+        help="audio -> frames and codes (or pooled vectors only) in a feature store",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--upstream", help="logmel, ge2e, a hub id or a local model folder")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--manifest", type=Path, help="CSV with a path column (id, label, split, speaker optional)")
+    source.add_argument("--corpus", help="a corpus name (see `vqpool data`); needs --root")
+    parser.add_argument("--root", type=Path, help="the corpus folder, in its official layout")
+    parser.add_argument("--out", type=Path, required=True, help="the store folder to write")
+    parser.add_argument("--layers", default="mean", help="mean (default), last, N or a,b,c")
+    parser.add_argument("--codebook", type=Path, help="k-means codebook for upstreams without a quantizer")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: one GPU per rank)")
+    parser.add_argument("--batch-seconds", type=float, default=60.0,
+                        help="padded audio per batch, in seconds (default 60)")
+    parser.add_argument("--pooled-only", metavar="METHODS",
+                        help="comma-separated pooling methods: store their vectors, no frames")
+    parser.add_argument("--stats", type=Path,
+                        help="a saved CorpusStats, for --pooled-only methods that need corpus statistics")
+    parser.add_argument("--resume", action="store_true", help="finish an interrupted extraction")
+    parser.add_argument("--on-bad-audio", choices=("error", "skip"), default="error",
+                        help="stop at an unusable file (default) or skip it and list it in skipped.csv")
+    parser.add_argument("--allow-download", action="store_true", help="let a hub id be downloaded")
+    parser.add_argument("--merge", action="store_true",
+                        help="only merge the rank-XXXXX stores already in --out (multi-machine runs)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("vqpool extract: not available yet")
+    from vqpool import distributed
+    from vqpool.errors import VqpoolError
+    from vqpool.extract import extract
+    from vqpool.store import store_status
+
+    if args.merge:
+        store = distributed.merge_ranks(args.out)
+        print(f"merged {len(store)} utterances into {args.out}")
+        return 0
+    if args.upstream is None or (args.manifest is None and args.corpus is None):
+        raise VqpoolError("extract needs --upstream and either --manifest or --corpus with --root")
+    if store_status(args.out) == "complete":
+        print(f"{args.out} is already a complete feature store ({_count(args.out)} utterances); nothing to do")
+        return 0
+    rows, corpus, task = _rows(args)
+    with distributed.session(args.device) as device:
+        from vqpool.upstream import load_upstream
+
+        upstream = load_upstream(args.upstream, layers=args.layers, codebook=args.codebook,
+                                 device=device, allow_download=args.allow_download)
+        store = extract(
+            rows, upstream, args.out,
+            batch_seconds=args.batch_seconds,
+            pooled_only=args.pooled_only.split(",") if args.pooled_only else None,
+            stats=_stats(args.stats),
+            resume=args.resume,
+            on_bad_audio=args.on_bad_audio,
+            corpus=corpus,
+            task=task,
+        )
+        if distributed.rank_and_world()[0] == 0:
+            print(f"wrote {len(store)} utterances to {args.out}")
+            if store.skipped:
+                print(f"skipped {len(store.skipped)} unusable files (listed in {args.out / 'skipped.csv'})",
+                      file=sys.stderr)
+    return 0
+
+
+def _rows(args: argparse.Namespace) -> tuple[list[dict[str, str]], str | None, str | None]:
+    from vqpool.errors import VqpoolError
+
+    if args.manifest is not None:
+        from vqpool.data.manifest import read_manifest
+
+        return read_manifest(args.manifest), None, None
+    if args.root is None:
+        raise VqpoolError("--corpus needs --root (the corpus folder)")
+    from vqpool.data import TASK_OF_CORPUS, prepare
+
+    return prepare(args.corpus, args.root), args.corpus, TASK_OF_CORPUS.get(args.corpus, args.corpus)
+
+
+def _stats(path: Path | None) -> "CorpusStats | None":
+    if path is None:
+        return None
+    from vqpool.pooling import CorpusStats
+
+    return CorpusStats.load(path)
+
+
+def _count(out: Path) -> int:
+    from vqpool.store import FeatureStore
+
+    return len(FeatureStore(out))

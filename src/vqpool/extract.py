@@ -1,0 +1,334 @@
+"""Manifest rows x upstream -> feature store: planned batches, resumable, optionally distributed.
+
+The plan is computed from the manifest and the audio headers alone: utterances sorted longest
+first and cut into batches of at most ``batch_seconds`` of padded audio (for upstreams that do
+not pad safely, only utterances of identical length share a batch). Everything downstream
+follows the plan, which is what makes a resumed or distributed run write the same bytes as an
+uninterrupted one: each batch is always computed whole, with the same members.
+"""
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import soundfile
+import torch
+from tqdm import tqdm
+
+from vqpool import distributed
+from vqpool.audio import ON_BAD_AUDIO, load_audio
+from vqpool.errors import BadAudioError, VqpoolError
+from vqpool.store import SHARD_BYTES, FeatureStore, StoreWriter, store_status
+
+if TYPE_CHECKING:
+    from vqpool.pooling import CorpusStats
+    from vqpool.upstream.base import Upstream
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One utterance of the plan; ``order`` is its position in the store."""
+
+    order: int
+    row: dict[str, str]
+    duration: float
+    key: tuple[int, int]  # (samples, sample rate) at the source: equal keys resample equally
+
+
+def plan(
+    rows: Sequence[dict[str, str]],
+    batch_seconds: float,
+    *,
+    pads_safely: bool,
+    progress: bool = True,
+) -> tuple[list[list[Item]], list[BadAudioError]]:
+    """Batches in store order, and the files whose header could not be read."""
+    found, errors = [], []
+    for position, row in enumerate(tqdm(rows, desc="reading audio headers", unit="file",
+                                        file=sys.stderr, disable=not progress, leave=False)):
+        try:
+            info = soundfile.info(row["path"])
+        except Exception as error:  # soundfile raises several types for unreadable files
+            errors.append(BadAudioError(row["path"], f"unreadable audio ({error})"))
+            continue
+        found.append((-info.frames / info.samplerate, info.samplerate, position, info.frames))
+    found.sort()  # longest first; equal keys stay adjacent; ties in manifest order
+    batches: list[list[Item]] = []
+    for order, (negative, rate, position, frames) in enumerate(found):
+        item = Item(order, rows[position], -negative, (frames, rate))
+        if batches and _fits(batches[-1], item, batch_seconds, pads_safely):
+            batches[-1].append(item)
+        else:
+            batches.append([item])
+    return batches, errors
+
+
+def _fits(batch: list[Item], item: Item, batch_seconds: float, pads_safely: bool) -> bool:
+    if not pads_safely and item.key != batch[0].key:
+        return False
+    return (len(batch) + 1) * batch[0].duration <= batch_seconds
+
+
+def extract(
+    rows: Sequence[dict[str, str]],
+    upstream: "Upstream",
+    out: str | os.PathLike,
+    *,
+    batch_seconds: float = 60.0,
+    pooled_only: Sequence[str] | None = None,
+    stats: "CorpusStats | None" = None,
+    resume: bool = False,
+    on_bad_audio: str = "error",
+    corpus: str | None = None,
+    task: str | None = None,
+    shard_bytes: int = SHARD_BYTES,
+    prefetch: int = 2,
+    progress: bool = True,
+) -> FeatureStore:
+    """Extract every row's frames and codes (or pooled vectors) into the store at ``out``.
+
+    ``pooled_only`` keeps no frames, only vectors pooled on the fly (always with ``ap``, and
+    codes when the upstream has them, so corpus statistics can be fitted later); methods that
+    need corpus statistics require ``stats``. ``on_bad_audio="skip"`` skips unusable files and
+    lists them in the store's ``skipped.csv``. Under ``torchrun`` every rank extracts its share
+    of the batches into ``out/rank-XXXXX`` and rank 0 merges them (see ``vqpool.distributed``).
+    ``prefetch`` batches of audio are read and resampled by threads while the model runs.
+    """
+    if on_bad_audio not in ON_BAD_AUDIO:
+        raise VqpoolError(f"on_bad_audio must be one of {', '.join(ON_BAD_AUDIO)}, not {on_bad_audio!r}")
+    if stats is not None and pooled_only is None:
+        raise VqpoolError("corpus statistics (--stats) are only used to pool on the fly: add --pooled-only")
+    if (upstream.codebook_size or 0) > np.iinfo(np.int16).max:
+        raise VqpoolError(f"codebooks of {upstream.codebook_size} codes do not fit the store's int16 codes")
+    rank, world = distributed.rank_and_world()
+    if _finished(out, resume=resume, world=world):
+        return FeatureStore(out)
+    distributed.sync()  # every rank has looked at ``out`` before any of them writes there
+    pooler = _Pooler(pooled_only, stats, upstream) if pooled_only is not None else None
+    batches, unreadable = plan(rows, batch_seconds, pads_safely=upstream.pads_safely,
+                               progress=progress and rank == 0)
+    if on_bad_audio == "error" and unreadable:
+        raise unreadable[0]
+    mine = batches[rank::world]  # neighbouring batches cost about the same: round robin balances
+    target = out if world == 1 else distributed.rank_dir(out, rank)
+    header = _header(upstream, rows, mine, batch_seconds, pooler, corpus, task, rank, world)
+    writer = StoreWriter(target, header, resume=resume, shard_bytes=shard_bytes)
+    skipped = unreadable if rank == 0 else []
+    skipped += _run(mine, upstream, writer, pooler, prefetch, stop_on_bad=on_bad_audio == "error",
+                    progress=progress and rank == 0)
+    writer.seal(skipped)
+    if world > 1:
+        distributed.finish(out, world, shard_bytes=shard_bytes)
+    return FeatureStore(out)
+
+
+def _finished(out: str | os.PathLike, *, resume: bool, world: int) -> bool:
+    """Whether ``out`` is already done; refuses what this run must not write over."""
+    status = store_status(out)
+    if status != "absent" and not resume:
+        raise VqpoolError(
+            f"{out}: already holds a {status} feature store; "
+            + ("pass --resume to finish it" if status == "partial" else "choose another output folder")
+        )
+    if world == 1 and any(Path(out).glob("rank-*")):
+        raise VqpoolError(
+            f"{out}: holds the rank stores of a torchrun extraction: rerun the same torchrun "
+            "command with --resume (or, if every rank finished, `vqpool extract --merge --out OUT`)"
+        )
+    return status == "complete"
+
+
+def _header(
+    upstream: "Upstream",
+    rows: Sequence[dict[str, str]],
+    batches: list[list[Item]],
+    batch_seconds: float,
+    pooler: "_Pooler | None",
+    corpus: str | None,
+    task: str | None,
+    rank: int,
+    world: int,
+) -> dict[str, Any]:
+    description = upstream.describe()
+    streams = ["codes"] if upstream.num_codebooks else []
+    pooled_dims = {} if pooler is None else pooler.dims
+    streams += [f"pooled-{method}" for method in pooled_dims] if pooler else ["frames"]
+    digest = hashlib.sha256(json.dumps([[r.get("id"), r["path"]] for r in rows]).encode()).hexdigest()
+    return {
+        "upstream": description,
+        "layers": description.get("layers"),
+        "codebook": description.get("codebook"),
+        "sample_rate": upstream.sample_rate,
+        "frame_rate": upstream.frame_rate,
+        "dim": upstream.dim,
+        "num_codebooks": upstream.num_codebooks,
+        "codebook_size": upstream.codebook_size,
+        "streams": streams,
+        "pooled_dims": pooled_dims,
+        "corpus": corpus,
+        "task": task,
+        "versions": {name: version(name) for name in ("vqpool", "torch", "numpy", "transformers")},
+        # What a resumed run must share with the original: it fixes batches, order and bytes.
+        "job": {
+            "upstream": description,
+            "rows_sha256": digest,
+            "batch_seconds": batch_seconds,
+            "pooled_only": None if pooler is None else pooler.options,
+            "part": None if world == 1 else [rank, world],
+            "num_utterances": sum(len(batch) for batch in batches),
+        },
+    }
+
+
+class _Pooler:
+    """Pools a batch with ``vqpool.pool`` for pooled-only stores."""
+
+    def __init__(self, methods: Sequence[str], stats: "CorpusStats | None", upstream: "Upstream") -> None:
+        from vqpool.pooling import CODE_METHODS, METHODS, STATS_METHODS, output_dim
+
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise VqpoolError(f"unknown pooling method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+        needs_stats = [m for m in methods if m in STATS_METHODS]
+        if needs_stats and stats is None:
+            raise VqpoolError(
+                f"{', '.join(needs_stats)} need(s) corpus statistics of the training split, which "
+                "a pooled-only extraction cannot fit while it runs. Either pass --stats FILE (a "
+                "CorpusStats saved from the training split), or extract without these methods: a "
+                "pooled-only store keeps the AP vectors and codes, from which whitening, softdecay "
+                "and the code statistics are fitted at bench time"
+            )
+        needs_codes = [m for m in methods if m in CODE_METHODS]
+        if needs_codes and not upstream.num_codebooks:
+            raise VqpoolError(
+                f"{', '.join(needs_codes)} need(s) codes, and upstream {upstream.name} has no "
+                "quantizer: pass a k-means codebook (--codebook, see `vqpool codebook fit`)"
+            )
+        if stats is not None and upstream.num_codebooks and stats.num_codebooks:
+            # Codes of the wrong shape would only fail mid-run; check once up front.
+            stats.check_codes(torch.full((1, 1, upstream.num_codebooks), upstream.codebook_size - 1))
+        self.methods = ["ap", *(m for m in dict.fromkeys(methods) if m != "ap")]
+        self.stats = stats
+        self.dims = {m: output_dim(m, upstream.dim) for m in self.methods}
+        self.options = {"methods": self.methods, "stats": None if stats is None else _stats_id(stats)}
+
+    def __call__(self, frames: torch.Tensor, lengths: torch.Tensor, codes: torch.Tensor | None) -> dict[str, np.ndarray]:
+        from vqpool.pooling import pool
+
+        return {m: pool(frames, lengths, codes, method=m, stats=self.stats).float().cpu().numpy()
+                for m in self.methods}
+
+
+def _stats_id(stats: "CorpusStats") -> dict[str, Any]:
+    """Enough to tell two statistics apart when a pooled-only run is resumed."""
+    return {"include": list(stats.include), "num_utterances": stats.num_utterances,
+            "total_frames": stats.total_frames, "codebook_size": stats.codebook_size, "dim": stats.dim}
+
+
+def _run(
+    batches: list[list[Item]],
+    upstream: "Upstream",
+    writer: StoreWriter,
+    pooler: "_Pooler | None",
+    prefetch: int,
+    *,
+    stop_on_bad: bool,
+    progress: bool,
+) -> list[BadAudioError]:
+    """Extract the batches not yet committed; returns the files skipped while loading."""
+    todo = [batch for batch in batches if any(item.order not in writer.committed for item in batch)]
+    skipped: list[BadAudioError] = []
+    bar = tqdm(total=sum(len(b) for b in todo), unit="utt", desc="extracting", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+    audio_seconds, start = 0.0, time.perf_counter()
+    with bar:
+        for loaded in _prefetched(lambda batch: _load(batch, upstream), todo, prefetch):
+            usable = [(item, wave) for item, wave in loaded if not isinstance(wave, BadAudioError)]
+            bad = [wave for _, wave in loaded if isinstance(wave, BadAudioError)]
+            if bad and stop_on_bad:
+                raise bad[0]
+            skipped += bad
+            if any(item.order not in writer.committed for item, _ in usable):
+                writer.write(_forward(usable, upstream, pooler, writer.committed))
+            audio_seconds += sum(item.duration for item, _ in loaded)
+            bar.update(len(loaded))
+            bar.set_postfix_str(f"RTF {(time.perf_counter() - start) / max(audio_seconds, 1e-9):.4f}", refresh=False)
+    return skipped
+
+
+def _load(batch: list[Item], upstream: "Upstream") -> list[tuple[Item, np.ndarray | BadAudioError]]:
+    loaded: list[tuple[Item, np.ndarray | BadAudioError]] = []
+    for item in batch:
+        try:
+            loaded.append((item, load_audio(item.row["path"], upstream.sample_rate,
+                                            min_samples=upstream.min_samples)))
+        except BadAudioError as error:
+            loaded.append((item, error))
+    return loaded
+
+
+def _prefetched(load: Callable[[T], R], batches: Iterable[T], depth: int) -> Iterator[R]:
+    """``map(load, batches)`` computed ``depth`` batches ahead by threads (soxr frees the GIL)."""
+    if depth <= 0:
+        yield from map(load, batches)
+        return
+    with ThreadPoolExecutor(max_workers=depth) as threads:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(threads.submit(load, batch))
+            if len(pending) > depth:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _forward(
+    usable: list[tuple[Item, np.ndarray]],
+    upstream: "Upstream",
+    pooler: "_Pooler | None",
+    committed: set[int],
+) -> list[tuple[int, dict[str, Any], dict[str, np.ndarray]]]:
+    """Run the upstream on the whole batch; return the records not committed yet."""
+    lengths = torch.tensor([len(wave) for _, wave in usable])
+    waves = torch.zeros(len(usable), int(lengths.max()))
+    for row, (_, wave) in enumerate(usable):
+        waves[row, : len(wave)] = torch.from_numpy(wave)
+    output = upstream(waves, lengths)
+    frame_lengths = output.frame_lengths.cpu()
+    arrays: dict[str, np.ndarray] = {}
+    if output.codes is not None:
+        arrays["codes"] = output.codes.to(torch.int16).cpu().numpy()
+    if pooler is None:
+        half = output.frames.to(torch.float16)
+        if not torch.isfinite(half).all():
+            raise VqpoolError(
+                f"non-finite frames in the batch holding {usable[0][0].row['path']}: the upstream "
+                "gave NaN or values too large for the store's fp16 (above 65504)"
+            )
+        arrays["frames"] = half.cpu().numpy()
+    else:
+        arrays.update(("pooled-" + m, v) for m, v in pooler(output.frames, output.frame_lengths, output.codes).items())
+    records = []
+    for row, (item, _) in enumerate(usable):
+        if item.order in committed:
+            continue
+        length = int(frame_lengths[row])
+        meta = {**item.row, "duration": item.duration, "num_frames": length}
+        records.append((item.order, meta, {
+            stream: array[row] if stream.startswith("pooled-") else array[row, :length]
+            for stream, array in arrays.items()
+        }))
+    return records

@@ -1,0 +1,236 @@
+"""Extraction end to end on real FSDD recordings (8 kHz, so resampling runs) with real upstreams."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from tiny_models import make_wav2vec2_pretraining
+from vqpool.cli import main
+from vqpool.data.manifest import read_manifest, write_manifest
+from vqpool.errors import BadAudioError, VqpoolError
+from vqpool.extract import extract, plan
+from vqpool.store import INDEX, FeatureStore, store_status
+from vqpool.upstream import load_upstream
+
+REPO = Path(__file__).resolve().parents[2]
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread here and in the subprocesses: the same kernels give the same bytes, and
+    a crowded CI machine does not make torch's worker threads spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def fsdd_rows(fsdd_root: Path, count: int, step: int = 7) -> list[dict[str, str]]:
+    files = sorted(fsdd_root.glob("*.wav"))[::step][:count]
+    splits = ("train", "train", "test")
+    return [{"id": f.stem, "path": str(f), "label": f.stem[0], "split": splits[k % 3]} for k, f in enumerate(files)]
+
+
+def store_bytes(path: Path) -> dict[str, bytes]:
+    """Everything a store holds except its header and completion marker (which carry times)."""
+    return {f.name: f.read_bytes() for f in sorted(path.iterdir()) if f.suffix in (".bin", ".jsonl")}
+
+
+@pytest.fixture(scope="module")
+def layer_norm_model(tmp_path_factory) -> Path:
+    return make_wav2vec2_pretraining(tmp_path_factory.mktemp("w2v-layer"), norm="layer")
+
+
+@pytest.fixture(scope="module")
+def group_norm_model(tmp_path_factory) -> Path:
+    return make_wav2vec2_pretraining(tmp_path_factory.mktemp("w2v-group"), norm="group")
+
+
+@pytest.mark.parametrize("spec", ["logmel", "layer", "group"])
+def test_batched_extraction_equals_one_by_one(spec, fsdd_root, tmp_path, request):
+    spec = spec if spec == "logmel" else str(request.getfixturevalue(f"{spec}_norm_model"))
+    upstream = load_upstream(spec)
+    rows = fsdd_rows(fsdd_root, 12)
+    rows += [{**row, "id": row["id"] + "-again"} for row in rows[:4]]  # equal lengths: batchable by all
+    batches, _ = plan(rows, 4.0, pads_safely=upstream.pads_safely, progress=False)
+    sizes = [len(batch) for batch in batches]
+    assert max(sizes) > 1  # the batched run really batches
+    if not upstream.pads_safely:
+        assert all(len({item.key for item in batch}) == 1 for batch in batches)
+    batched = extract(rows, upstream, tmp_path / "batched", batch_seconds=4.0, progress=False)
+    alone = extract(rows, upstream, tmp_path / "alone", batch_seconds=0.01, progress=False)
+    assert len(batched) == len(alone) == len(rows)
+    assert batched.meta == alone.meta
+    for i in range(len(rows)):
+        frames, codes, meta = batched[i]
+        frames_alone, codes_alone, _ = alone[i]
+        assert frames.shape == (upstream.num_frames(int(meta["duration"] * 16000)), upstream.dim)
+        torch.testing.assert_close(frames, frames_alone, atol=1e-3, rtol=1e-3)  # fp16 storage
+        assert (codes is None and codes_alone is None) or torch.equal(codes, codes_alone)
+
+
+def test_header_meta_and_cli(fsdd_root, tmp_path, layer_norm_model, capsys):
+    rows = fsdd_rows(fsdd_root, 6)
+    write_manifest(rows, tmp_path / "m.csv")
+    args = ["extract", "--upstream", str(layer_norm_model), "--manifest", str(tmp_path / "m.csv"),
+            "--out", str(tmp_path / "s"), "--batch-seconds", "2"]
+    assert main(args) == 0
+    store = FeatureStore(tmp_path / "s")
+    assert len(store) == 6 and store.has_frames and store.num_codebooks == 2 and store.codebook_size == 8
+    assert store.header["upstream"]["spec"] == str(layer_norm_model)
+    assert store.header["sample_rate"] == 16000 and store.header["layers"] == "mean"
+    durations = [m["duration"] for m in store.meta]
+    assert durations == sorted(durations, reverse=True)  # store order: longest first
+    by_id = {row["id"]: row for row in rows}
+    for meta in store.meta:
+        assert {k: meta[k] for k in by_id[meta["id"]]} == by_id[meta["id"]]
+        assert meta["duration"] == pytest.approx(soundfile.info(meta["path"]).duration)
+    assert main(args) == 0
+    assert "already a complete feature store (6 utterances)" in capsys.readouterr().out
+
+
+def write_bad_files(folder: Path) -> dict[str, str]:
+    """Unusable files, by the reason expected in the message."""
+    folder.mkdir()
+    soundfile.write(folder / "empty.wav", np.zeros(0, np.float32), 8000)
+    soundfile.write(folder / "nan.wav", np.full(4000, np.nan, np.float32), 8000, subtype="FLOAT")
+    soundfile.write(folder / "short.wav", np.zeros(50, np.float32), 8000)
+    (folder / "text.wav").write_text("not audio")
+    return {"empty": "empty audio", "nan": "NaN", "short": "too short", "text": "unreadable"}
+
+
+def test_bad_audio_stops_naming_the_file_or_is_skipped_and_reported(fsdd_root, tmp_path, capsys):
+    bad = write_bad_files(tmp_path / "bad")
+    good = fsdd_rows(fsdd_root, 3)
+    upstream = load_upstream("logmel")
+    for name, reason in bad.items():
+        rows = [*good, {"id": name, "path": str(tmp_path / "bad" / f"{name}.wav")}]
+        with pytest.raises(BadAudioError, match=f"{name}.wav: .*{reason}"):
+            extract(rows, upstream, tmp_path / f"s-{name}", progress=False)
+    rows = [*good, *({"id": name, "path": str(tmp_path / "bad" / f"{name}.wav")} for name in bad)]
+    write_manifest(rows, tmp_path / "m.csv")
+    assert main(["extract", "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv"), "--out",
+                 str(tmp_path / "s"), "--on-bad-audio", "skip"]) == 0
+    assert "skipped 4 unusable files" in capsys.readouterr().err
+    store = FeatureStore(tmp_path / "s")
+    assert sorted(m["id"] for m in store.meta) == sorted(row["id"] for row in good)
+    reasons = {Path(entry["path"]).stem: entry["reason"] for entry in store.skipped}
+    assert reasons.keys() == bad.keys()
+    for name, reason in bad.items():
+        assert reason in reasons[name]
+
+
+def test_partial_store_needs_resume(fsdd_root, tmp_path, capsys):
+    rows = fsdd_rows(fsdd_root, 4)
+    write_manifest(rows, tmp_path / "m.csv")
+    extract(rows, load_upstream("logmel"), tmp_path / "s", progress=False)
+    (tmp_path / "s" / "complete.json").unlink()  # as if killed before sealing
+    args = ["extract", "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "s")]
+    assert main(args) == 1
+    assert "partial feature store; pass --resume" in capsys.readouterr().err
+    with pytest.raises(VqpoolError, match="unfinished store .4 of 4"):
+        FeatureStore(tmp_path / "s")
+    assert main([*args, "--resume"]) == 0
+    assert len(FeatureStore(tmp_path / "s")) == 4
+
+
+def test_resume_after_sigkill_equals_an_uninterrupted_run(fsdd_root, tmp_path, layer_norm_model):
+    write_manifest(fsdd_rows(fsdd_root, 150, step=10), tmp_path / "m.csv")
+    rows = read_manifest(tmp_path / "m.csv")  # what the command line extracts
+    command = [sys.executable, "-m", "vqpool.cli", "extract", "--upstream", str(layer_norm_model),
+               "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "killed"), "--batch-seconds", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ONE_THREAD)
+    index = tmp_path / "killed" / INDEX
+    while process.poll() is None and (not index.is_file() or index.read_bytes().count(b"\n") < 10):
+        time.sleep(0.001)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert store_status(tmp_path / "killed") == "partial"
+    partial = FeatureStore(tmp_path / "killed", allow_partial=True)
+    assert 10 <= len(partial) < len(rows)
+
+    upstream = load_upstream(str(layer_norm_model))
+    resumed = extract(rows, upstream, tmp_path / "killed", batch_seconds=1, resume=True, progress=False)
+    clean = extract(rows, upstream, tmp_path / "clean", batch_seconds=1, progress=False)
+    assert len(resumed) == len(clean) == len(rows)
+    assert store_bytes(tmp_path / "killed") == store_bytes(tmp_path / "clean")
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_write_the_single_process_store(fsdd_root, tmp_path):
+    write_manifest(fsdd_rows(fsdd_root, 10), tmp_path / "m.csv")
+    rows = read_manifest(tmp_path / "m.csv")
+    torchrun = Path(sys.executable).with_name("torchrun")
+    subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "vqpool.cli", "extract",
+         "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "ranks"),
+         "--batch-seconds", "1.5"],
+        check=True, capture_output=True, env=ONE_THREAD, cwd=REPO, timeout=300,
+    )
+    single = extract(rows, load_upstream("logmel"), tmp_path / "single", batch_seconds=1.5, progress=False)
+    merged = FeatureStore(tmp_path / "ranks")
+    assert not list((tmp_path / "ranks").glob("rank-*"))
+    assert merged.header["job"] == single.header["job"]
+    assert store_bytes(tmp_path / "ranks") == store_bytes(tmp_path / "single")
+    assert len(merged) == len(rows)
+
+
+def test_merge_refuses_stores_of_different_jobs_or_missing_ranks(fsdd_root, tmp_path):
+    from vqpool.distributed import merge, merge_ranks
+
+    upstream = load_upstream("logmel")
+    extract(fsdd_rows(fsdd_root, 2), upstream, tmp_path / "a", progress=False)
+    extract(fsdd_rows(fsdd_root, 3), upstream, tmp_path / "b", progress=False)
+    with pytest.raises(VqpoolError, match="different extraction jobs"):
+        merge([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
+    shutil.copytree(tmp_path / "a", tmp_path / "a2")
+    with pytest.raises(VqpoolError, match="overlap"):
+        merge([tmp_path / "a", tmp_path / "a2"], tmp_path / "out2")
+    shutil.copytree(tmp_path / "a", tmp_path / "out3" / "rank-00001")
+    with pytest.raises(VqpoolError, match="rank stores rank-00000 not found.*--merge"):
+        merge_ranks(tmp_path / "out3")
+
+
+def test_pooled_only_stores_vectors_ap_and_codes_but_no_frames(fsdd_root, tmp_path, layer_norm_model):
+    from vqpool.pooling import CorpusStats, pool
+
+    rows = fsdd_rows(fsdd_root, 9)
+    upstream = load_upstream(str(layer_norm_model))
+    full = extract(rows, upstream, tmp_path / "full", batch_seconds=3, progress=False)
+    pooled = extract(rows, upstream, tmp_path / "pooled", batch_seconds=3, pooled_only=["vq-lp", "sp"],
+                     progress=False)
+    assert pooled.pooled_methods == ("ap", "vq-lp", "sp") and not pooled.has_frames
+    assert not list((tmp_path / "pooled").glob("frames-*")) and pooled.meta == full.meta
+    frames, lengths, codes, indices = next(full.batches(max_frames=10**6))
+    assert indices == list(range(len(rows)))
+    assert torch.equal(torch.cat([c[:n] for c, n in zip(codes, lengths, strict=True)]),
+                       torch.cat([pooled[i][1] for i in indices]))
+    assert pooled[0][0] is None
+    torch.testing.assert_close(pooled.pooled("ap"), torch.stack([full[i][0].mean(0) for i in indices]),
+                               atol=2e-3, rtol=2e-3)  # the full store's frames are fp16
+    for method in ("vq-lp", "sp"):
+        torch.testing.assert_close(pooled.pooled(method), pool(frames, lengths, codes, method=method),
+                                   atol=2e-3, rtol=2e-3)
+    with pytest.raises(VqpoolError, match="no pooled vectors for 'vq-gp'"):
+        pooled.pooled("vq-gp")
+
+    # Methods that need corpus statistics: refused without them, pooled with counts fitted on
+    # the codes a pooled-only store keeps.
+    with pytest.raises(VqpoolError, match="vq-gp need.* --stats FILE"):
+        extract(rows, upstream, tmp_path / "gp", pooled_only=["vq-gp"], progress=False)
+    train = pooled.indices(split="train")
+    stats = CorpusStats.fit(((f, n, c) for f, n, c, _ in pooled.batches(train)),
+                            codebook_size=pooled.codebook_size, progress=False)
+    gp = extract(rows, upstream, tmp_path / "gp", pooled_only=["vq-gp"], stats=stats, progress=False)
+    torch.testing.assert_close(gp.pooled("vq-gp"), pool(frames, lengths, codes, method="vq-gp", stats=stats),
+                               atol=2e-3, rtol=2e-3)

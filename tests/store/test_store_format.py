@@ -1,0 +1,124 @@
+"""The store on its own: round trip, padded batches, and the commit protocol's guarantees."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from vqpool.errors import VqpoolError
+from vqpool.store import INDEX, FeatureStore, StoreWriter, store_status
+
+DIM, GROUPS = 6, 2
+
+
+def header(num_utterances: int) -> dict:
+    return {
+        "dim": DIM, "num_codebooks": GROUPS, "codebook_size": 50, "streams": ["codes", "frames"],
+        "pooled_dims": {}, "job": {"num_utterances": num_utterances},
+    }
+
+
+def utterances(lengths: list[int], seed: int = 0) -> list[tuple[int, dict, dict]]:
+    generator = np.random.default_rng(seed)
+    return [
+        (order, {"id": f"u{order}", "split": "train" if order % 2 else "test", "num_frames": length},
+         {"frames": generator.normal(size=(length, DIM)).astype(np.float32),
+          "codes": generator.integers(0, 50, size=(length, GROUPS))})
+        for order, length in enumerate(lengths)
+    ]
+
+
+def write(path, items, *, seal=True, shard_bytes=1 << 30, chunk=3) -> None:
+    writer = StoreWriter(path, header(len(items)), shard_bytes=shard_bytes)
+    for start in range(0, len(items), chunk):
+        writer.write(items[start : start + chunk])
+    if seal:
+        writer.seal()
+
+
+def test_round_trip_keeps_frames_to_fp16_precision_codes_and_meta(tmp_path):
+    items = utterances([5, 17, 1, 9, 30, 2, 11])
+    write(tmp_path / "s", items, shard_bytes=400)  # tiny shards: rolling is exercised
+    assert len(list((tmp_path / "s").glob("frames-*.bin"))) > 2
+    store = FeatureStore(tmp_path / "s")
+    assert len(store) == len(items) and store.dim == DIM and store.num_codebooks == GROUPS
+    for i, (_, meta, arrays) in enumerate(items):
+        frames, codes, got_meta = store[i]
+        assert frames.dtype == torch.float32 and codes.dtype == torch.int64
+        torch.testing.assert_close(frames, torch.from_numpy(arrays["frames"]), atol=2e-3, rtol=1e-3)
+        assert torch.equal(codes, torch.from_numpy(arrays["codes"]))
+        assert got_meta == meta
+    assert store.indices(split="test") == [0, 2, 4, 6]
+    assert store[-1][2]["id"] == "u6"
+
+
+def test_batches_pad_with_zeros_sort_by_length_and_respect_max_frames(tmp_path):
+    lengths = [5, 17, 1, 9, 30, 2, 11]
+    write(tmp_path / "s", utterances(lengths))
+    store = FeatureStore(tmp_path / "s")
+    chosen = [0, 1, 2, 3, 5, 6]
+    seen = []
+    for frames, got_lengths, codes, indices in store.batches(chosen, max_frames=36):
+        assert frames.shape[:2] == codes.shape[:2] == (len(indices), max(got_lengths))
+        assert len(indices) == 1 or frames.shape[0] * frames.shape[1] <= 36
+        assert got_lengths.tolist() == [lengths[i] for i in indices] == sorted(got_lengths.tolist(), reverse=True)
+        for row, i in enumerate(indices):
+            alone, alone_codes, _ = store[i]
+            assert torch.equal(frames[row, : lengths[i]], alone)
+            assert torch.equal(codes[row, : lengths[i]], alone_codes)
+            assert not frames[row, lengths[i] :].any() and not codes[row, lengths[i] :].any()
+        seen += indices
+    assert sorted(seen) == chosen
+
+
+def test_a_half_written_utterance_is_never_read_back(tmp_path):
+    items = utterances([4, 4, 4, 4, 4, 4])
+    write(tmp_path / "s", items, seal=False, chunk=2)
+    # A killed run: the last utterance's data reached the disk only partly, its index line torn.
+    shard = tmp_path / "s" / "frames-00000.bin"
+    os.truncate(shard, shard.stat().st_size - 10)
+    with open(tmp_path / "s" / INDEX, "ab") as handle:
+        handle.write(b'0badf00d {"order": 6, "me')
+    assert store_status(tmp_path / "s") == "partial"
+    with pytest.raises(VqpoolError, match="unfinished store .5 of 6.*--resume"):
+        FeatureStore(tmp_path / "s")
+    partial = FeatureStore(tmp_path / "s", allow_partial=True)
+    assert [m["id"] for m in partial.meta] == ["u0", "u1", "u2", "u3", "u4"]
+    torch.testing.assert_close(partial[4][0], torch.from_numpy(items[4][2]["frames"]), atol=2e-3, rtol=1e-3)
+
+    # Resuming truncates to the committed prefix and the finished store equals a clean one.
+    writer = StoreWriter(tmp_path / "s", header(6), resume=True)
+    assert writer.committed == {0, 1, 2, 3, 4}
+    writer.write(items[5:])
+    writer.seal()
+    write(tmp_path / "clean", items, chunk=2)
+    for name in ("frames-00000.bin", "codes-00000.bin", INDEX):
+        assert (tmp_path / "s" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+
+
+def test_a_sealed_store_with_a_cut_shard_is_reported_damaged(tmp_path):
+    write(tmp_path / "s", utterances([3, 8, 2]))
+    shard = tmp_path / "s" / "codes-00000.bin"
+    os.truncate(shard, shard.stat().st_size - 2)
+    with pytest.raises(VqpoolError, match="damaged store: 3 utterances .* only 2"):
+        FeatureStore(tmp_path / "s")
+
+
+def test_a_corrupted_index_line_ends_the_trusted_prefix(tmp_path):
+    write(tmp_path / "s", utterances([3, 8, 2]), seal=False, chunk=1)
+    index = tmp_path / "s" / INDEX
+    lines = index.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"u1"', b'"u9"')  # same length, wrong checksum
+    index.write_bytes(b"".join(lines))
+    assert len(FeatureStore(tmp_path / "s", allow_partial=True)) == 1
+
+
+def test_resume_refuses_a_different_job(tmp_path):
+    write(tmp_path / "s", utterances([3, 8]), seal=False)
+    changed = header(2)
+    changed["job"]["batch_seconds"] = 5.0
+    with pytest.raises(VqpoolError, match="different settings .batch_seconds."):
+        StoreWriter(tmp_path / "s", changed, resume=True)
+    assert json.loads((tmp_path / "s" / "header.json").read_text())["job"] == {"num_utterances": 2}
