@@ -159,7 +159,7 @@ def make_row(
         "upstream": spec,
         "paper_upstream": paper,
         "accuracy": float(sum(per_fold) / len(per_fold)),
-        "std": _std(per_seed) if per_seed is not None else None,
+        "std": _std(per_seed) if per_seed is not None and len(per_seed) > 1 else None,
         "per_fold": [float(x) for x in per_fold],
         "per_seed": [float(x) for x in per_seed] if per_seed is not None else None,
         "num_train": int(num_train),
@@ -176,9 +176,7 @@ def make_row(
 
 
 def _std(values: list[float]) -> float:
-    """Sample standard deviation (n - 1), 0 for a single seed."""
-    if len(values) < 2:
-        return 0.0
+    """Sample standard deviation (n - 1); one seed has none, so its row says null."""
     mean = sum(values) / len(values)
     return float((sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5)
 
