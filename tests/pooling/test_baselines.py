@@ -1,10 +1,15 @@
 """Statistics pooling, whitening and soft-decay against loop and numpy references."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vqpool.errors import VqpoolError
+from vqpool.pooling import baselines
 from vqpool.pooling.baselines import soft_decay, statistics_pooling, whiten
 from vqpool.pooling.stats import CorpusStats
 
@@ -29,12 +34,49 @@ def test_statistics_pooling_matches_loop(device, dtype):
     frames, lengths = padded_batch([1, 4, 9, 2], dtype=dtype)
     pooled = statistics_pooling(frames.to(device), lengths.to(device))
     assert pooled.shape == (4, 10) and pooled.dtype == torch.float32
-    for i, n in enumerate(lengths.tolist()):
-        h = frames[i, :n].double()
-        std = h.std(0, unbiased=True) if n > 1 else torch.zeros(5, dtype=torch.float64)
-        expected = torch.cat([h.mean(0), std + 1e-5]).float()
-        torch.testing.assert_close(pooled[i].cpu(), expected, rtol=1e-5, atol=1e-6)
+    expected = loop_statistics(frames, lengths).float()
+    torch.testing.assert_close(pooled.cpu(), expected, rtol=1e-5, atol=1e-6)
     assert torch.all(pooled[0, 5:] == torch.tensor(1e-5))  # T = 1: std is exactly 1e-5
+
+
+def loop_statistics(frames, lengths):
+    """``[mean; std + 1e-5]`` in float64, one utterance at a time."""
+    rows = []
+    for h, n in zip(frames.double(), lengths.tolist(), strict=True):
+        std = h[:n].std(0) if n > 1 else torch.zeros(h.shape[1], dtype=torch.float64)
+        rows.append(torch.cat([h[:n].mean(0), std + 1e-5]))
+    return torch.stack(rows)
+
+
+def test_statistics_pooling_std_is_accurate_far_from_zero():
+    # in fp32, E[x^2] - E[x]^2 loses every digit of a std 1e5 times smaller than the mean, and
+    # E[(x - m)^2] without taking out the rounding error of m is off by up to ~1e-3
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([2, 7, 50, 400])
+    frames = 1000 + 0.01 * torch.randn(4, 400, 8, generator=generator)
+    pooled = statistics_pooling(frames, lengths).double()
+    expected = loop_statistics(frames, lengths)
+    torch.testing.assert_close(pooled[:, :8], expected[:, :8], rtol=1e-6, atol=0)
+    torch.testing.assert_close(pooled[:, 8:], expected[:, 8:], rtol=1e-5, atol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 9), min_size=1, max_size=6),
+    extra=st.integers(0, 2),
+    garbage=st.sampled_from([float("nan"), float("inf"), -float("inf"), 1e30, 0.0]),
+    chunk_rows=st.integers(1, 7),
+)
+def test_statistics_pooling_any_chunks_ignore_any_padding(lengths, extra, garbage, chunk_rows):
+    frames, lengths = padded_batch(lengths, dim=3)
+    frames = torch.nn.functional.pad(frames, (0, 0, 0, extra), value=garbage)
+    padding = torch.arange(frames.shape[1])[None, :] >= lengths[:, None]
+    frames[padding] = garbage  # 1e30 is finite but its square is not
+    with mock.patch.object(baselines, "CHUNK_VALUES", chunk_rows * frames[0].numel()):
+        pooled = statistics_pooling(frames, lengths)
+    torch.testing.assert_close(
+        pooled.double(), loop_statistics(frames, lengths), rtol=1e-5, atol=1e-6
+    )
 
 
 def fit(x):

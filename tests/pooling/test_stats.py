@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vqpool.errors import VqpoolError
-from vqpool.pooling.stats import CorpusStats
+from vqpool.pooling.stats import CorpusStats, code_tuple_ids
 
 DEVICES = [
     "cpu",
@@ -68,6 +68,34 @@ def test_counts_match_brute_force(device):
         for utterance in probe.tolist()
     ]
     torch.testing.assert_close(frequency.cpu(), torch.tensor(expected_frequency))
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.long])
+@pytest.mark.parametrize("groups", [1, 2, 3])
+def test_code_tuple_ids_formula(groups, dtype):
+    codes = torch.randint(0, 7, (3, 4, groups), dtype=dtype)
+    ids = code_tuple_ids(codes, 7)
+    assert ids.dtype == torch.long and ids.shape == (3, 4)
+    expected = [
+        [sum(q * 7**g for g, q in enumerate(row)) for row in rows] for rows in codes.tolist()
+    ]
+    assert ids.tolist() == expected
+
+
+# V^G = 50^2 = 2500: 2 x 9 frames take the binary search over seen tuple ids, 20 x 9 the table
+@pytest.mark.parametrize("batch", [2, 20])
+def test_tuple_frequency_search_and_table_match_brute_force(batch):
+    batches = random_batches(seed=7)
+    stats = CorpusStats.fit(batches, codebook_size=50)
+    tuples = Counter(tuple(row) for _, codes in true_frames(batches) for row in codes.tolist())
+    probe = torch.randint(0, 6, (batch, 9, 2))  # codes 4 and 5 are never seen
+    probe[:, -2:] = torch.tensor([-1, 60])[:, None]  # padding garbage: ids outside [0, V^G)
+    expected = [
+        [tuples[tuple(row)] / stats.total_frames for row in utterance]
+        for utterance in probe.tolist()
+    ]
+    torch.testing.assert_close(stats.tuple_frequency(probe), torch.tensor(expected))
+    assert (stats.tuple_frequency(probe)[:, -2:] == 0).all()
 
 
 def test_streaming_equals_one_batch():

@@ -6,8 +6,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vqpool.errors import VqpoolError
-from vqpool.pooling.masking import length_mask, weighted_average
+from vqpool.pooling.masking import length_mask
 from vqpool.pooling.stats import CorpusStats, decay_singular_values
+
+# Statistics pooling goes over a chunk of utterances of about this many frame values at a time,
+# so that its second pass finds the chunk still in the CPU cache (a GPU takes the whole batch).
+CHUNK_VALUES = 2**20
 
 
 def statistics_pooling(frames: Tensor, lengths: Tensor) -> Tensor:
@@ -16,13 +20,40 @@ def statistics_pooling(frames: Tensor, lengths: Tensor) -> Tensor:
     std uses the ``T - 1`` denominator plus 1e-5, so a one-frame utterance gets exactly 1e-5.
     """
     mask = length_mask(lengths, frames.shape[1])
-    # zero the padding so that not even NaN garbage there can leak in through 0 * NaN
-    x = frames.float().masked_fill(~mask[..., None], 0)
-    count = lengths.float()[:, None]
-    mean = weighted_average(x, mask / count)
-    centred = (x - mean[:, None]) * mask[..., None]
-    variance = centred.square().sum(1) / (count - 1).clamp_min(1)
-    return torch.cat([mean, variance.sqrt() + 1e-5], dim=-1)
+    weights = (mask / lengths[:, None]).float()
+    pooled = _mean_and_std(frames, weights, lengths)
+    # a zero weight does not hide NaN or inf on the padding (0 * NaN is NaN): the rows they
+    # reached are pooled again with their padding zeroed, a cost only such batches pay
+    spoilt = ~pooled.sum(-1).isfinite()
+    if spoilt.any():
+        zeroed = frames[spoilt].masked_fill(~mask[spoilt, :, None], 0)
+        pooled[spoilt] = _mean_and_std(zeroed, weights[spoilt], lengths[spoilt])
+    return pooled
+
+
+def _mean_and_std(frames: Tensor, weights: Tensor, lengths: Tensor) -> Tensor:
+    """Two passes over each chunk of utterances, in fp32: the mean ``m = E[x]``, then the centred
+    moments ``E[x - m]`` and ``E[(x - m)^2]``. The first is ``m``'s rounding error, which the
+    variance ``E[(x - m)^2] - E[x - m]^2`` takes out (std stays accurate when ``|m| >> std``).
+    The results go straight into the output and finish in place: a new tensor costs page faults."""
+    batch, length, dim = frames.shape
+    rows = batch if frames.device.type != "cpu" else max(1, CHUNK_VALUES // max(1, length * dim))
+    centred = torch.empty(min(rows, batch) * length * dim, device=frames.device)
+    pooled = torch.empty(batch, 2, 1, dim, device=frames.device)  # [mean; second moment]
+    drift = torch.empty(batch, 1, dim, device=frames.device)
+    for start in range(0, batch, rows):
+        chunk = slice(start, start + rows)
+        true_length = int(lengths[chunk].max())  # the padding beyond it has weight 0 anyway
+        x = frames[chunk, :true_length].float()
+        w = weights[chunk, None, :true_length]
+        pooled[chunk, 0] = mean = torch.bmm(w, x)
+        y = torch.sub(x, mean, out=centred[: x.numel()].view(x.shape))
+        torch.bmm(w, y, out=drift[chunk])
+        pooled[chunk, 1] = torch.bmm(w, y.square_())
+    count = lengths[:, None, None]
+    variance = pooled[:, 1].sub_(drift.square_()).clamp_min_(0)
+    variance.mul_(count / (count - 1).clamp_min(1)).sqrt_().add_(1e-5)  # now the std
+    return pooled.view(batch, 2 * dim)
 
 
 def whiten(ap_vectors: Tensor, stats: CorpusStats | None) -> Tensor:

@@ -37,9 +37,14 @@ def decay_singular_values(s: Tensor, alpha: float = SOFTDECAY_ALPHA) -> Tensor:
 
 
 def code_tuple_ids(codes: Tensor, codebook_size: int) -> Tensor:
-    """One integer per code tuple: ``sum_g q^g V^g``. ``[..., G] -> int64 [...]``."""
-    powers = codebook_size ** torch.arange(codes.shape[-1], device=codes.device)
-    return (codes.long() * powers).sum(-1)
+    """One integer per code tuple: ``sum_g q^g V^g``. ``[..., G] -> int64 [...]``.
+
+    Horner's rule, one codebook at a time: a loop over the few codebooks is much faster than a
+    reduction over a last dimension of size G."""
+    ids = codes[..., -1].long()
+    for g in reversed(range(codes.shape[-1] - 1)):
+        ids = torch.add(codes[..., g], ids, alpha=codebook_size)
+    return ids
 
 
 @dataclass(eq=False, repr=False)
@@ -148,10 +153,7 @@ class CorpusStats:
         seen. ``[B, L, G] -> fp32 [B, L]`` on the codes' device; padding values are not checked."""
         self._require("counts", "tuple frequencies (vq-sif)")
         ids = code_tuple_ids(codes, self.codebook_size)
-        known = self.tuple_ids.to(ids.device)
-        position = torch.searchsorted(known, ids).clamp_max(known.numel() - 1)
-        count = torch.where(known[position] == ids, self.tuple_counts.to(ids.device)[position], 0)
-        return (count.double() / self.total_frames).float()
+        return (self._tuple_counts(ids.flatten()).view_as(ids).double() / self.total_frames).float()
 
     def check_codes(self, codes: Tensor, lengths: Tensor | None = None) -> None:
         """Raise VqpoolError unless ``codes [B, L, G]`` matches the fitted G and V (values are
@@ -183,13 +185,26 @@ class CorpusStats:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CorpusStats:
-        payload = load_tagged(
-            path, format=FORMAT, version=FORMAT_VERSION, what="corpus statistics"
-        )
+        payload = load_tagged(path, format=FORMAT, version=FORMAT_VERSION, what="corpus statistics")
         missing = [field.name for field in fields(cls) if field.name not in payload]
         if missing:
             raise VqpoolError(f"{path}: corpus statistics file lacks {', '.join(missing)}")
         return cls(**{field.name: payload[field.name] for field in fields(cls)})
+
+    def _tuple_counts(self, ids: Tensor) -> Tensor:
+        """Corpus count of each tuple id ``[N]``, 0 for ids never seen. A dense table of all
+        ``V^G`` ids when it is small next to N (one lookup per id), else a binary search over the
+        sorted seen ids (about log2(U) cache misses per id)."""
+        known = self.tuple_ids.to(ids.device)
+        counts = self.tuple_counts.to(ids.device)
+        size = self.codebook_size**self.num_codebooks
+        if size <= 16 * ids.numel():
+            table = torch.zeros(size + 1, dtype=torch.long, device=ids.device)
+            table.index_copy_(0, known, counts)  # table[size] stays 0: ids outside [0, V^G)
+            return table.index_select(0, torch.where((ids >= 0) & (ids < size), ids, size))
+        position = torch.searchsorted(known, ids).clamp_max_(known.numel() - 1)
+        found = known.index_select(0, position) == ids
+        return torch.where(found, counts.index_select(0, position), 0)
 
     def _require(self, part: str, what: str) -> None:
         if part not in self.include:
