@@ -154,7 +154,7 @@ def main() -> None:
         shape = (args.batch, length, args.dim, args.groups, args.values)
         train_frames, train_lengths, train_codes = random_batch(*shape, generator)
         stats = CorpusStats.fit(
-            [(train_frames, train_lengths, train_codes)], codebook_size=args.values
+            [(train_frames, train_lengths, train_codes)], codebook_size=args.values, progress=False
         )
         corpus = reference_impl.Corpus(
             [
