@@ -5,7 +5,7 @@ from collections import Counter
 import corpus_trees
 import pytest
 
-from vqpool.data import prepare
+from vqpool.data import prepare, task_of
 from vqpool.errors import VqpoolError
 
 SPEAKERS = {"george", "jackson", "lucas", "nicolas", "theo", "yweweler"}
@@ -36,6 +36,12 @@ def test_speaker_task_on_the_real_folder(fsdd_root):
         assert (
             sum(row["split"] == split for row in rows) == size and voices(rows, split) == SPEAKERS
         )
+
+
+def test_options_given_as_none_mean_not_given(fsdd_root):
+    assert prepare("fsdd", fsdd_root, label=None, split=None, seed=None) == prepare("fsdd", fsdd_root)
+    assert task_of("fsdd", label=None) == "fsdd-digit"
+    assert task_of("fsdd", label="speaker") == "fsdd-speaker"
 
 
 def test_speaker_split_holds_out_two_voices_chosen_by_the_seed(fsdd_root):

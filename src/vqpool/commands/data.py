@@ -78,8 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "prepare":
-        given = {name: getattr(args, name) for name in ("label", "split", "seed")}
-        rows = prepare(args.corpus, args.root, **{k: v for k, v in given.items() if v is not None})
+        rows = prepare(args.corpus, args.root, label=args.label, split=args.split, seed=args.seed)
         manifest = write_prepared(rows, args.out)
     else:
         from vqpool.data.synth import synthesize  # numpy, soxr: only when synthesising

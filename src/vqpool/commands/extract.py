@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--manifest", type=Path, help="CSV with a path column (id, label, split, speaker optional)")
     source.add_argument("--corpus", help="a corpus name (see `vqpool data`); needs --root")
     parser.add_argument("--root", type=Path, help="the corpus folder, in its official layout")
+    parser.add_argument("--label", help="with --corpus fsdd: digit (default) or speaker")
+    parser.add_argument("--split", help="with --corpus fsdd: index (default) or speaker (held-out voices)")
+    parser.add_argument("--seed", type=int, help="with --corpus: the seed of drawn splits")
     parser.add_argument("--out", type=Path, required=True, help="the store folder to write")
     parser.add_argument("--layers", default="mean", help="mean (default), last, N or a,b,c")
     parser.add_argument("--codebook", type=Path, help="k-means codebook for upstreams without a quantizer")
@@ -96,9 +99,10 @@ def _rows(args: argparse.Namespace) -> tuple[list[dict[str, str]], str | None, s
         return read_manifest(args.manifest), None, None
     if args.root is None:
         raise VqpoolError("--corpus needs --root (the corpus folder)")
-    from vqpool.data import TASK_OF_CORPUS, prepare
+    from vqpool.data import prepare, task_of
 
-    return prepare(args.corpus, args.root), args.corpus, TASK_OF_CORPUS.get(args.corpus, args.corpus)
+    options = {"label": args.label, "split": args.split, "seed": args.seed}
+    return prepare(args.corpus, args.root, **options), args.corpus, task_of(args.corpus, **options)
 
 
 def _stats(path: Path | None) -> "CorpusStats | None":

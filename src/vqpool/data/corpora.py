@@ -44,8 +44,10 @@ def prepare(name: str, root: str | os.PathLike, **options: object) -> list[Row]:
     """Manifest rows (id, path, label, split, speaker[, session]) of corpus ``name`` at ``root``.
 
     ``options`` are the recipe's own (fsdd: label, split, seed; folder, csv: seed); an option
-    a recipe does not take is an error rather than silently ignored.
+    a recipe does not take is an error rather than silently ignored. ``None`` means "not given",
+    so command lines can pass their optional flags straight through.
     """
+    options = {key: value for key, value in options.items() if value is not None}
     if name not in RECIPES:
         raise VqpoolError(f"unknown corpus {name!r}; choose from {', '.join(CORPORA)}")
     recipe = import_module(f"vqpool.data.{RECIPES[name]}").prepare
