@@ -48,6 +48,11 @@ def _mean_std(x: Tensor, weights: Tensor) -> Tensor:
     return torch.cat([mean, variance.clamp_min(1e-5).sqrt()], dim=-1)
 
 
+# W's output size, which METHODS.md leaves open: 128 as VAP's bottleneck and SpeechBrain's ASP
+# attention channels, so the scorer costs a fraction of the frames' pass for D = 768 or 1024.
+ATTENTION_DIM = 128
+
+
 def _attention_scorer(dim: int, hidden_dim: int) -> nn.Sequential:
     """``a_t = v^T tanh(W h_t + b)``."""
     return nn.Sequential(
@@ -58,22 +63,22 @@ def _attention_scorer(dim: int, hidden_dim: int) -> nn.Sequential:
 class SelfAttentivePooling(_AttentivePooling):
     """SAP: ``a_t = v^T tanh(W h_t + b)``, ``w = softmax_t(a)``, ``e = sum_t w_t h_t`` (D)."""
 
-    def __init__(self, dim: int, hidden_dim: int | None = None) -> None:
-        super().__init__(_attention_scorer(dim, hidden_dim or dim), dim, statistics=False)
+    def __init__(self, dim: int, hidden_dim: int = ATTENTION_DIM) -> None:
+        super().__init__(_attention_scorer(dim, hidden_dim), dim, statistics=False)
 
 
 class AttentiveStatisticsPooling(_AttentivePooling):
     """ASP: SAP's attention, ``e = [mu; sigma]`` (2D)."""
 
-    def __init__(self, dim: int, hidden_dim: int | None = None) -> None:
-        super().__init__(_attention_scorer(dim, hidden_dim or dim), dim, statistics=True)
+    def __init__(self, dim: int, hidden_dim: int = ATTENTION_DIM) -> None:
+        super().__init__(_attention_scorer(dim, hidden_dim), dim, statistics=True)
 
 
 class VectorAttentivePooling(_AttentivePooling):
     """VAP: ``A = W2 tanh(W1 h_t)``, softmax over time per channel, ``e = [mu; sigma]`` per
     channel (2D). W1 and W2 are 1x1 convolutions over time, i.e. per-frame linear maps."""
 
-    def __init__(self, dim: int, hidden_dim: int = 128) -> None:
+    def __init__(self, dim: int, hidden_dim: int = ATTENTION_DIM) -> None:
         scorer = nn.Sequential(
             nn.Linear(dim, hidden_dim, bias=False),
             nn.Tanh(),
