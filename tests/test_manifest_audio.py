@@ -55,6 +55,8 @@ def test_load_audio_mixes_resamples_and_names_bad_files(tmp_path):
             load_audio(tmp_path / f"{name}.wav", 16000, min_samples=400)
         assert caught.value.path.endswith(f"{name}.wav")
         errors.append(caught.value)
+    with pytest.raises(BadAudioError, match="missing.wav: no such file"):
+        load_audio(tmp_path / "missing.wav", 16000)
     load_audio(tmp_path / "silent.wav", 16000)
     with pytest.raises(BadAudioError, match="all-silent"):
         load_audio(tmp_path / "silent.wav", 16000, reject_silent=True)

@@ -32,6 +32,8 @@ def load_audio(
     ``min_samples`` is the shortest usable length after resampling (an upstream passes the
     length of one frame); ``reject_silent`` also refuses files whose samples are all zero.
     """
+    if not os.path.isfile(path):
+        raise BadAudioError(path, "no such file")
     try:
         data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except Exception as error:  # soundfile raises several types for unreadable files

@@ -64,14 +64,12 @@ def prepare_corpus(
             manifest = synthesize(corpus_dir, seed=0, words=settings.words, voices=settings.voices)
         return manifest
     if corpus == "fsdd":
-        if root is None:
-            raise VqpoolError("--corpus fsdd needs --root, the folder of FSDD's recordings")
         manifest = out_dir / "fsdd-manifest.csv"
         if not manifest.is_file():
             rows = prepare("fsdd", root, split="speaker")
             write_prepared(rows, manifest)
         return manifest
-    raise VqpoolError(f"--corpus must be synth or fsdd, not {corpus!r}")
+    raise AssertionError(corpus)  # run_demo checked it
 
 
 def run_demo(
@@ -91,6 +89,12 @@ def run_demo(
     from vqpool.upstream.codebook import KMeansCodebook, fit_codebook
 
     started = time.perf_counter()
+    if corpus not in ("synth", "fsdd"):
+        raise VqpoolError(f"--corpus must be synth or fsdd, not {corpus!r}")
+    if corpus == "fsdd" and root is None:
+        raise VqpoolError("--corpus fsdd needs --root, the folder of FSDD's recordings")
+    # Load every upstream before minutes of work, so a wrong name fails at once.
+    upstreams = {spec: load_upstream(spec, device=settings.device) for spec in settings.upstreams}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
@@ -105,9 +109,8 @@ def run_demo(
         codebook_path = out / f"codebook-{spec}.pt"
         if not codebook_path.is_file():
             _say(f"{spec}: fitting a {settings.codebooks}x{settings.codebook_size} k-means codebook")
-            upstream = load_upstream(spec, device=settings.device)
             fit_codebook(
-                upstream,
+                upstreams[spec],
                 train_paths,
                 num_codebooks=settings.codebooks,
                 codebook_size=settings.codebook_size,

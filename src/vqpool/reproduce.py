@@ -44,9 +44,15 @@ def reproduce(
     unknown = [task for task in tasks if task not in CORPUS_OF_TASK]
     if unknown:
         raise VqpoolError(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(CORPUS_OF_TASK)}")
+    stray = [task for task in roots if task not in CORPUS_OF_TASK]
+    if stray:
+        raise VqpoolError(f"--roots names {', '.join(stray)}, not a task; tasks: {', '.join(CORPUS_OF_TASK)}")
     missing = [task for task in tasks if task not in roots]
     if missing:
         raise VqpoolError(f"no --roots entry for {', '.join(missing)} (e.g. --roots kws=/data/speech_commands)")
+    absent = [f"{task}={roots[task]}" for task in tasks if not Path(roots[task]).is_dir()]
+    if absent:
+        raise VqpoolError(f"corpus folder not found: {', '.join(absent)}")
     work = Path(work_dir)
     results = work / "results.jsonl"
     model = load_upstream(

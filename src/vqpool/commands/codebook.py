@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=200_000,
         help="frames sampled for k-means (default 200000)",
     )
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=int, default=0, help="seeds the frame sample and k-means (default 0)")
     fit.add_argument(
         "--split", default="train", help="rows of this split when the manifest has a split column"
     )

@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare = actions.add_parser(
         "prepare",
         help="write the manifest (id,path,label,split,speaker) and label map of a corpus",
+        description="Read a corpus in its official layout and write its manifest CSV (paths "
+        "relative to the manifest when under its folder), a sorted label map beside it, and the "
+        "counts per split and label. Nothing is dropped silently.",
         epilog=PREPARE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -58,11 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth = actions.add_parser(
         "synth",
         help="speak a Speech-Commands-like corpus with eSpeak NG (offline)",
+        description="Speak every word in many eSpeak NG voices (accents x variants, each its own "
+        "speaker) as 16 kHz WAVs in Speech Commands' layout, with speaker-disjoint splits, a "
+        "manifest and a label map; the same seed gives the same bytes.",
         epilog=SYNTH_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     synth.add_argument("--out", type=Path, required=True, help="new folder for the corpus")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0, help="seeds voices' splits and takes (default 0)")
     synth.add_argument(
         "--words",
         default="speechcommands",

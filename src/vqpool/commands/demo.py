@@ -12,7 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Synthesise a Speech-Commands-like corpus with eSpeak NG (or read FSDD), extract "
         "log-mel and pretrained GE2E frames with k-means codes, benchmark all twelve unsupervised "
         "methods with 1-NN and six methods with a linear probe, and write the report.",
-        epilog="example: vqpool demo --out ./vqpool-demo   |   vqpool demo --corpus fsdd --root ../shared/data/fsdd",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  vqpool demo --out ./vqpool-demo\n"
+        "  vqpool demo --corpus fsdd --root ../shared/data/fsdd --out ./vqpool-demo-fsdd",
     )
     parser.add_argument("--out", default="vqpool-demo", help="output folder (default: ./vqpool-demo)")
     parser.add_argument("--corpus", choices=("synth", "fsdd"), default="synth",

@@ -9,6 +9,8 @@ def _roots(text: str) -> dict[str, str]:
         task, sep, root = item.partition("=")
         if not sep or not task.strip() or not root.strip():
             raise argparse.ArgumentTypeError(f"--roots takes task=folder pairs separated by commas, not {item!r}")
+        if task.strip() in roots:
+            raise argparse.ArgumentTypeError(f"--roots names {task.strip()} twice")
         roots[task.strip()] = root.strip()
     return roots
 
@@ -21,9 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the 1-NN benchmark of every unsupervised method and the linear probe of ap, sp, vq-lp, "
         "sap, asp and vap with the paper's hyper-parameters, then write the report beside the "
         "paper's own figures. Expect a GPU and the README's disk budget.",
-        epilog="example: vqpool reproduce --upstream facebook/wav2vec2-base --tasks kws,ic "
-        "--roots kws=/data/speech_commands_v0.02,ic=/data/fluent_speech_commands_dataset "
-        "--work runs/base --device cuda --allow-download",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  vqpool reproduce --upstream facebook/wav2vec2-base --tasks kws,ic \\\n"
+        "      --roots kws=/data/speech_commands_v0.02,ic=/data/fluent_speech_commands_dataset \\\n"
+        "      --work runs/base --device cuda --allow-download",
     )
     parser.add_argument("--upstream", required=True, help="a hub id or local wav2vec 2.0 pre-training checkpoint")
     parser.add_argument("--tasks", default="kws,sid,ic,er", help="comma-separated tasks (default: kws,sid,ic,er)")
@@ -35,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--seeds", type=int, default=3, help="linear-probe seeds (default: 3)")
     parser.add_argument("--batch-seconds", type=float, default=60.0, help="audio seconds per extraction batch")
-    parser.add_argument("--on-bad-audio", choices=("error", "skip"), default="error")
+    parser.add_argument("--on-bad-audio", choices=("error", "skip"), default="error",
+                        help="stop at an unusable file (default) or skip it and list it in skipped.csv")
     parser.add_argument("--allow-download", action="store_true", help="let the hub id be downloaded")
     parser.set_defaults(run=run)
 

@@ -190,6 +190,7 @@ def sample_frames(
             used += len(audio)
             total += collected[-1].shape[0]
             bar.update(min(collected[-1].shape[0], bar.total - bar.n))
+        bar.total = bar.n  # the corpus may hold fewer frames than asked for: end the bar at 100%
     frames = torch.cat(collected) if collected else torch.empty(0, 0)
     if frames.shape[0] > max_frames:
         frames = frames[torch.randperm(frames.shape[0], generator=generator)[:max_frames]]
