@@ -10,10 +10,12 @@ that no two takes are alike. The output is laid out like Speech Commands::
     OUT/validation_list.txt, OUT/testing_list.txt
     OUT/manifest.csv, OUT/manifest.labels.json
 
-Determinism: libespeak-ng keeps synthesis state from call to call (the same text twice in one
-process gives different samples, even after espeak_ng_SetRandSeed or re-initialising), yet a
-fresh process replays the same calls to the same samples. So each voice is spoken by its own
-fresh process (``maxtasksperchild=1``), and the bytes do not depend on scheduling.
+Determinism: the breathy variants (f2, f3, f5) mix in noise from eSpeak's own generator, which
+espeak_ng_Initialize seeds from the wall clock (``time(NULL)``, seconds); so every take reseeds it
+from the take's seed. The library also keeps other synthesis state from call to call (the same
+text twice in one process gives different samples), yet a fresh process replays the same calls
+to the same samples. So each voice is spoken by its own fresh process (``maxtasksperchild=1``),
+and the bytes depend on neither the clock nor the scheduling.
 """
 
 import ctypes
@@ -207,12 +209,14 @@ def _speak(job: _Job) -> list[Row]:
     rows = []
     for index, word in enumerate(job.words):
         for take in range(job.repeats):
-            rng = np.random.default_rng([job.seed, voice.key, index, take])
+            entropy = np.random.SeedSequence([job.seed, voice.key, index, take])
+            rng = np.random.default_rng(entropy)
             rate = round(voice.rate * rng.uniform(1 - RATE_JITTER, 1 + RATE_JITTER))
             pitch = int(
                 np.clip(voice.pitch + rng.integers(-PITCH_JITTER, PITCH_JITTER + 1), 0, 100)
             )
-            raw = engine.speak(word, rate=rate, pitch=pitch, range=voice.range)
+            noise_seed = int(entropy.generate_state(1)[0])  # leaves rng's draws as they were
+            raw = engine.speak(word, noise_seed, rate=rate, pitch=pitch, range=voice.range)
             name = f"{word}/{voice.speaker}_nohash_{take}"
             audio = _augment(raw, engine.sample_rate, rng, f"{name} ({voice})")
             soundfile.write(job.out / f"{name}.wav", audio, SAMPLE_RATE, subtype="PCM_16")
@@ -256,6 +260,13 @@ _SynthCallback = ctypes.CFUNCTYPE(
 )
 
 
+class _VoiceInfo(ctypes.Structure):
+    """The leading fields of speak_lib.h's espeak_VOICE (read through a pointer, never sized)."""
+
+    _fields_ = [("name", ctypes.c_char_p), ("languages", ctypes.c_char_p),
+                ("identifier", ctypes.c_char_p)]  # fmt: skip
+
+
 class _Espeak:
     """libespeak-ng in synchronous mode; one per process, as the library is a singleton."""
 
@@ -269,7 +280,9 @@ class _Espeak:
             ctypes.c_int,
         ]
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self.lib.espeak_GetCurrentVoice.restype = ctypes.POINTER(_VoiceInfo)
         self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self.lib.espeak_Synth.argtypes = [
             ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
             ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
@@ -286,12 +299,19 @@ class _Espeak:
         self.lib.espeak_SetSynthCallback(self._callback)
 
     def set_voice(self, name: str) -> None:
+        """Load ``accent+variant``, refusing eSpeak's silent fallback to the bare accent."""
         if self.lib.espeak_SetVoiceByName(name.encode()) != 0:
             raise VqpoolError(f"eSpeak NG has no voice {name!r}")
+        # A missing variant file still returns success, with the plain accent loaded; the
+        # identifier ("gmw/en-GB-x-rp+f1") names what was really loaded.
+        loaded = (self.lib.espeak_GetCurrentVoice().contents.identifier or b"").decode()
+        if loaded.rpartition("/")[2].lower() != name.lower():
+            raise VqpoolError(f"eSpeak NG loaded {loaded!r} instead of voice {name!r}")
 
-    def speak(self, text: str, **parameters: int) -> np.ndarray:
+    def speak(self, text: str, noise_seed: int, **parameters: int) -> np.ndarray:
         for name, value in parameters.items():
             self.lib.espeak_SetParameter(PARAMETERS[name], value, 0)
+        self.lib.espeak_ng_SetRandSeed(noise_seed)
         self._chunks.clear()
         encoded = text.encode()
         status = self.lib.espeak_Synth(
