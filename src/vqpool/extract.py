@@ -28,7 +28,14 @@ from tqdm import tqdm
 from vqpool import distributed
 from vqpool.audio import ON_BAD_AUDIO, load_audio
 from vqpool.errors import BadAudioError, VqpoolError
-from vqpool.store import SHARD_BYTES, FeatureStore, StoreWriter, store_status
+from vqpool.store import (
+    SHARD_BYTES,
+    FeatureStore,
+    StoreWriter,
+    check_same_job,
+    job_identity,
+    store_status,
+)
 
 if TYPE_CHECKING:
     from vqpool.pooling import CorpusStats
@@ -90,6 +97,9 @@ def extract(
     batch_seconds: float = 60.0,
     pooled_only: Sequence[str] | None = None,
     stats: "CorpusStats | None" = None,
+    semantics: str = "paper",
+    a: float = 1e-3,
+    smoothing: float = 1.0,
     resume: bool = False,
     on_bad_audio: str = "error",
     corpus: str | None = None,
@@ -102,9 +112,13 @@ def extract(
 
     ``pooled_only`` keeps no frames, only vectors pooled on the fly (always with ``ap``, and
     codes when the upstream has them, so corpus statistics can be fitted later); methods that
-    need corpus statistics require ``stats``. ``on_bad_audio="skip"`` skips unusable files and
-    lists them in the store's ``skipped.csv``. Under ``torchrun`` every rank extracts its share
-    of the batches into ``out/rank-XXXXX`` and rank 0 merges them (see ``vqpool.distributed``).
+    need corpus statistics require ``stats``; ``semantics``, ``a`` and ``smoothing`` go to
+    ``vqpool.pool`` and are recorded in the header as ``pooled_options``.
+    ``resume`` finishes an interrupted run, and returns a complete store as it is; either way
+    the store must come from the same job (upstream, rows, batching, pooling, corpus and task).
+    ``on_bad_audio="skip"`` skips unusable files and lists them in the store's ``skipped.csv``.
+    Under ``torchrun`` every rank extracts its share of the batches into ``out/rank-XXXXX`` and
+    rank 0 merges them (see ``vqpool.distributed``).
     ``prefetch`` batches of audio are read and resampled by threads while the model runs.
     """
     if on_bad_audio not in ON_BAD_AUDIO:
@@ -113,18 +127,24 @@ def extract(
         raise VqpoolError("corpus statistics (--stats) are only used to pool on the fly: add --pooled-only")
     if (upstream.codebook_size or 0) > np.iinfo(np.int16).max:
         raise VqpoolError(f"codebooks of {upstream.codebook_size} codes do not fit the store's int16 codes")
+    if not batch_seconds > 0:
+        raise VqpoolError(f"batch_seconds (--batch-seconds) must be positive, not {batch_seconds}")
+    pooler = None
+    if pooled_only is not None:
+        pooler = _Pooler(pooled_only, stats, upstream, semantics=semantics, a=a, smoothing=smoothing)
+    job = _job(upstream, rows, batch_seconds, pooler)
     rank, world = distributed.rank_and_world()
-    if _finished(out, resume=resume, world=world):
-        return FeatureStore(out)
+    finished = _finished(out, {**job, "corpus": corpus, "task": task}, resume=resume, world=world)
+    if finished is not None:
+        return finished
     distributed.sync()  # every rank has looked at ``out`` before any of them writes there
-    pooler = _Pooler(pooled_only, stats, upstream) if pooled_only is not None else None
     batches, unreadable = plan(rows, batch_seconds, pads_safely=upstream.pads_safely,
                                progress=progress and rank == 0)
     if on_bad_audio == "error" and unreadable:
         raise unreadable[0]
     mine = batches[rank::world]  # neighbouring batches cost about the same: round robin balances
     target = out if world == 1 else distributed.rank_dir(out, rank)
-    header = _header(upstream, rows, mine, batch_seconds, pooler, corpus, task, rank, world)
+    header = _header(upstream, job, mine, pooler, corpus, task, rank, world)
     writer = StoreWriter(target, header, resume=resume, shard_bytes=shard_bytes)
     skipped = unreadable if rank == 0 else []
     skipped += _run(mine, upstream, writer, pooler, prefetch, stop_on_bad=on_bad_audio == "error",
@@ -135,8 +155,8 @@ def extract(
     return FeatureStore(out)
 
 
-def _finished(out: str | os.PathLike, *, resume: bool, world: int) -> bool:
-    """Whether ``out`` is already done; refuses what this run must not write over."""
+def _finished(out: str | os.PathLike, identity: dict[str, Any], *, resume: bool, world: int) -> FeatureStore | None:
+    """The store at ``out`` when it is already done; refuses what this run must not write over."""
     status = store_status(out)
     if status != "absent" and not resume:
         raise VqpoolError(
@@ -148,25 +168,47 @@ def _finished(out: str | os.PathLike, *, resume: bool, world: int) -> bool:
             f"{out}: holds the rank stores of a torchrun extraction: rerun the same torchrun "
             "command with --resume (or, if every rank finished, `vqpool extract --merge --out OUT`)"
         )
-    return status == "complete"
+    if status != "complete":
+        return None
+    store = FeatureStore(out)
+    check_same_job(Path(out), _reusable(job_identity(store.header)), _reusable(identity), complete=True)
+    return store
+
+
+def _reusable(identity: dict[str, Any]) -> dict[str, Any]:
+    """What a finished store must match to be reused: how it was split up, and the library
+    versions it was made with (its header records them), do not matter any more."""
+    upstream = {k: v for k, v in identity.get("upstream", {}).items() if k != "versions"}
+    return {**{k: v for k, v in identity.items() if k not in ("part", "num_utterances")}, "upstream": upstream}
+
+
+def _job(
+    upstream: "Upstream", rows: Sequence[dict[str, str]], batch_seconds: float, pooler: "_Pooler | None"
+) -> dict[str, Any]:
+    """What a resumed run must share with the original: it fixes batches, order and bytes."""
+    digest = hashlib.sha256(json.dumps([[r.get("id"), r["path"]] for r in rows]).encode()).hexdigest()
+    return {
+        "upstream": upstream.describe(),
+        "rows_sha256": digest,
+        "batch_seconds": batch_seconds,
+        "pooled_only": None if pooler is None else pooler.options,
+    }
 
 
 def _header(
     upstream: "Upstream",
-    rows: Sequence[dict[str, str]],
+    job: dict[str, Any],
     batches: list[list[Item]],
-    batch_seconds: float,
     pooler: "_Pooler | None",
     corpus: str | None,
     task: str | None,
     rank: int,
     world: int,
 ) -> dict[str, Any]:
-    description = upstream.describe()
+    description = job["upstream"]
     streams = ["codes"] if upstream.num_codebooks else []
     pooled_dims = {} if pooler is None else pooler.dims
     streams += [f"pooled-{method}" for method in pooled_dims] if pooler else ["frames"]
-    digest = hashlib.sha256(json.dumps([[r.get("id"), r["path"]] for r in rows]).encode()).hexdigest()
     return {
         "upstream": description,
         "layers": description.get("layers"),
@@ -178,15 +220,12 @@ def _header(
         "codebook_size": upstream.codebook_size,
         "streams": streams,
         "pooled_dims": pooled_dims,
+        "pooled_options": None if pooler is None else pooler.pool_options,
         "corpus": corpus,
         "task": task,
         "versions": {name: version(name) for name in ("vqpool", "torch", "numpy", "transformers")},
-        # What a resumed run must share with the original: it fixes batches, order and bytes.
         "job": {
-            "upstream": description,
-            "rows_sha256": digest,
-            "batch_seconds": batch_seconds,
-            "pooled_only": None if pooler is None else pooler.options,
+            **job,
             "part": None if world == 1 else [rank, world],
             "num_utterances": sum(len(batch) for batch in batches),
         },
@@ -196,9 +235,25 @@ def _header(
 class _Pooler:
     """Pools a batch with ``vqpool.pool`` for pooled-only stores."""
 
-    def __init__(self, methods: Sequence[str], stats: "CorpusStats | None", upstream: "Upstream") -> None:
-        from vqpool.pooling import CODE_METHODS, METHODS, STATS_METHODS, output_dim
+    def __init__(
+        self,
+        methods: Sequence[str],
+        stats: "CorpusStats | None",
+        upstream: "Upstream",
+        *,
+        semantics: str,
+        a: float,
+        smoothing: float,
+    ) -> None:
+        from vqpool.pooling import CODE_METHODS, METHODS, SEMANTICS, STATS_METHODS, output_dim
 
+        # Checked here, not by the first pool() call, so that a bad option starts no store.
+        if semantics not in SEMANTICS:
+            raise VqpoolError(f"semantics (--semantics) must be one of {', '.join(SEMANTICS)}, not {semantics!r}")
+        if not a > 0:
+            raise VqpoolError(f"a (--a), the vq-sif parameter, must be positive, not {a}")
+        if not smoothing >= 0:
+            raise VqpoolError(f"smoothing (--smoothing) must be >= 0, not {smoothing}")
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
             raise VqpoolError(f"unknown pooling method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
@@ -223,12 +278,14 @@ class _Pooler:
         self.methods = ["ap", *(m for m in dict.fromkeys(methods) if m != "ap")]
         self.stats = stats
         self.dims = {m: output_dim(m, upstream.dim) for m in self.methods}
-        self.options = {"methods": self.methods, "stats": None if stats is None else _stats_id(stats)}
+        self.pool_options = {"semantics": semantics, "a": float(a), "smoothing": float(smoothing)}
+        self.options = {"methods": self.methods, "stats": None if stats is None else _stats_id(stats),
+                        **self.pool_options}
 
     def __call__(self, frames: torch.Tensor, lengths: torch.Tensor, codes: torch.Tensor | None) -> dict[str, np.ndarray]:
         from vqpool.pooling import pool
 
-        return {m: pool(frames, lengths, codes, method=m, stats=self.stats).float().cpu().numpy()
+        return {m: pool(frames, lengths, codes, method=m, stats=self.stats, **self.pool_options).float().cpu().numpy()
                 for m in self.methods}
 
 

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from vqpool.audio import write_skip_report
+from vqpool.data.manifest import SPLITS
 from vqpool.errors import BadAudioError, VqpoolError
 from vqpool.io import atomic_write_text, fsync_dir
 
@@ -55,6 +56,8 @@ def shard_path(directory: Path, stream: str, shard: int) -> Path:
 def store_status(path: str | os.PathLike) -> str:
     """``"absent"`` (nothing, or an empty folder), ``"partial"`` or ``"complete"``."""
     directory = Path(path)
+    if directory.exists() and not directory.is_dir():
+        raise VqpoolError(f"{directory}: is a file, not a store folder; choose another output folder")
     if (directory / SEALED).is_file():
         return "complete"
     if not directory.is_dir() or not any(directory.iterdir()):
@@ -122,7 +125,7 @@ class StoreWriter:
         self.shard_bytes = shard_bytes
         if resume and (self.path / HEADER).is_file():
             self.header = json.loads((self.path / HEADER).read_text(encoding="utf-8"))
-            _check_same_job(self.path, self.header.get("job", {}), header.get("job", {}))
+            check_same_job(self.path, job_identity(self.header), job_identity(header))
             records = self._truncate_to_committed()
         else:
             self._start_fresh(header)
@@ -133,7 +136,10 @@ class StoreWriter:
         self._handles: dict[str, Any] = {}
 
     def _start_fresh(self, header: dict[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise VqpoolError(f"{self.path}: cannot create the store folder ({error.strerror})") from None
         for name in (SEALED, INDEX, SKIPPED, HEADER):
             (self.path / name).unlink(missing_ok=True)
         for shard in self.path.glob("*-[0-9][0-9][0-9][0-9][0-9].bin"):
@@ -233,13 +239,49 @@ def _stream_ends(records: list[Record]) -> dict[str, tuple[int, int]]:
     return ends
 
 
-def _check_same_job(path: Path, stored: dict[str, Any], requested: dict[str, Any]) -> None:
-    differing = sorted(key for key in stored.keys() | requested.keys() if stored.get(key) != requested.get(key))
-    if differing:
+def job_identity(header: dict[str, Any]) -> dict[str, Any]:
+    """What two runs writing one store must share: the job, and what the rows are for."""
+    return {**header.get("job", {}), "corpus": header.get("corpus"), "task": header.get("task")}
+
+
+def check_same_job(path: Path, stored: dict[str, Any], requested: dict[str, Any], *, complete: bool = False) -> None:
+    """Refuse to resume (or, when ``complete``, to reuse) a store made with other settings, naming them."""
+    differing = _differences(stored, requested)
+    if not differing:
+        return
+    shown = "; ".join(differing[:4]) + (f"; and {len(differing) - 4} more" if len(differing) > 4 else "")
+    if complete:
         raise VqpoolError(
-            f"{path}: cannot resume: the store was started with different settings "
-            f"({', '.join(differing)}); resume with the original ones or start a new store"
+            f"{path}: already holds a complete feature store extracted with different settings "
+            f"({shown}); choose another output folder, or delete this one to extract it again"
         )
+    raise VqpoolError(
+        f"{path}: cannot resume: the store was started with different settings "
+        f"({shown}); resume with the original ones or start a new store"
+    )
+
+
+def _differences(stored: dict[str, Any], requested: dict[str, Any], prefix: str = "") -> list[str]:
+    """``"key: old in the store, new now"`` for every differing leaf (nested dicts as ``a.b``).
+
+    Another upstream ``spec`` explains all its other differences, so it is named alone.
+    """
+    keys = sorted(key for key in stored.keys() | requested.keys() if stored.get(key) != requested.get(key))
+    found = []
+    for key in ["spec"] if "spec" in keys else keys:
+        old, new = stored.get(key), requested.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            found += _differences(old, new, f"{prefix}{key}.")
+        elif key == "rows_sha256":  # a digest says nothing to a reader
+            found.append(f"{prefix}rows: another manifest or corpus")
+        else:
+            found.append(f"{prefix}{key}: {_short(old)} in the store, {_short(new)} now")
+    return found
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class FeatureStore:
@@ -314,8 +356,13 @@ class FeatureStore:
             return list(csv.DictReader(handle))
 
     def indices(self, split: str | None = None) -> list[int]:
-        """Positions of the utterances in ``split`` (all when None)."""
-        return [i for i, meta in enumerate(self.meta) if split is None or meta.get("split") == split]
+        """Positions of the utterances in ``split`` (all when None; none for a standard split it lacks)."""
+        if split is None:
+            return list(range(len(self)))
+        present = sorted({str(meta["split"]) for meta in self.meta if meta.get("split")})
+        if split not in present and split not in SPLITS:
+            raise VqpoolError(f"{self.path}: no split {split!r} (this store has: {', '.join(present) or 'none'})")
+        return [i for i, meta in enumerate(self.meta) if meta.get("split") == split]
 
     def array(self, i: int, stream: str) -> np.ndarray:
         """Utterance ``i``'s raw array in ``stream`` (a read-only view of the memory map)."""

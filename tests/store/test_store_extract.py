@@ -89,6 +89,8 @@ def test_header_meta_and_cli(fsdd_root, tmp_path, layer_norm_model, capsys):
     assert len(store) == 6 and store.has_frames and store.num_codebooks == 2 and store.codebook_size == 8
     assert store.header["upstream"]["spec"] == str(layer_norm_model)
     assert store.header["sample_rate"] == 16000 and store.header["layers"] == "mean"
+    assert store.header["task"] == "m" and store.header["corpus"] is None  # the manifest's name
+    assert store.header["pooled_options"] is None
     durations = [m["duration"] for m in store.meta]
     assert durations == sorted(durations, reverse=True)  # store order: longest first
     by_id = {row["id"]: row for row in rows}
@@ -97,6 +99,63 @@ def test_header_meta_and_cli(fsdd_root, tmp_path, layer_norm_model, capsys):
         assert meta["duration"] == pytest.approx(soundfile.info(meta["path"]).duration)
     assert main(args) == 0
     assert "already a complete feature store (6 utterances)" in capsys.readouterr().out
+
+
+def test_a_complete_store_is_reused_only_by_the_same_job(fsdd_root, tmp_path, capsys):
+    write_manifest(fsdd_rows(fsdd_root, 3), tmp_path / "fsdd.csv")
+    write_manifest(fsdd_rows(fsdd_root, 4), tmp_path / "other.csv")
+    out = tmp_path / "s"
+    args = ["extract", "--manifest", str(tmp_path / "fsdd.csv"), "--out", str(out)]
+    assert main([*args, "--upstream", "logmel"]) == 0
+    sealed = (out / "complete.json").read_bytes()
+    assert FeatureStore(out).header["task"] == "fsdd"
+    capsys.readouterr()
+
+    assert main([*args, "--upstream", "logmel"]) == 0
+    assert "complete feature store (3 utterances) of this extraction; nothing to do" in capsys.readouterr().out
+    refusals = {
+        "upstream.spec: \"logmel\" in the store, \"ge2e\" now": [*args, "--upstream", "ge2e"],
+        "rows: another manifest or corpus": ["extract", "--upstream", "logmel", "--manifest",
+                                             str(tmp_path / "other.csv"), "--task", "fsdd", "--out", str(out)],
+        "task: \"fsdd\" in the store, \"kws\" now": [*args, "--upstream", "logmel", "--task", "kws"],
+        "pooled_only: null in the store": [*args, "--upstream", "logmel", "--pooled-only", "ap", "--resume"],
+    }
+    for difference, refused in refusals.items():
+        assert main(refused) == 1
+        err = capsys.readouterr().err
+        assert "already holds a complete feature store extracted with different settings" in err
+        assert difference in err and "Traceback" not in err
+
+    rows, upstream = read_manifest(tmp_path / "fsdd.csv"), load_upstream("logmel")
+    assert len(extract(rows, upstream, out, resume=True, task="fsdd", progress=False)) == 3
+    with pytest.raises(VqpoolError, match=r"different settings \(batch_seconds: 60.0 in the store, 5 now\)"):
+        extract(rows, upstream, out, resume=True, task="fsdd", batch_seconds=5, progress=False)
+    assert (out / "complete.json").read_bytes() == sealed  # reused or refused, never rewritten
+
+
+def test_bad_output_folder_batch_size_and_options_are_refused(fsdd_root, tmp_path, capsys):
+    write_manifest(fsdd_rows(fsdd_root, 2), tmp_path / "m.csv")
+    args = ["extract", "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv")]
+    (tmp_path / "file").write_text("")
+    refusals = {
+        "file: is a file, not a store folder": ["--out", str(tmp_path / "file")],
+        "batch_seconds (--batch-seconds) must be positive, not 0.0": ["--out", str(tmp_path / "s"),
+                                                                      "--batch-seconds", "0"],
+        "must be positive, not -1.0": ["--out", str(tmp_path / "s"), "--batch-seconds", "-1"],
+        "--semantics, --a only apply to pooling on the fly: add --pooled-only": [
+            "--out", str(tmp_path / "s"), "--semantics", "reference", "--a", "0.1"],
+        "a (--a), the vq-sif parameter, must be positive, not 0.0": [
+            "--out", str(tmp_path / "s"), "--pooled-only", "ap", "--a", "0"],
+    }
+    for message, refused in refusals.items():
+        assert main([*args, *refused]) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()  # refused before anything was written
+    with pytest.raises(SystemExit):
+        main(["extract", "--help"])
+    description = capsys.readouterr().out.split("options:")[0]
+    assert all(words in description for words in ("write a feature store", "--resume", "torchrun"))
 
 
 def write_bad_files(folder: Path) -> dict[str, str]:
@@ -133,7 +192,7 @@ def test_bad_audio_stops_naming_the_file_or_is_skipped_and_reported(fsdd_root, t
 def test_partial_store_needs_resume(fsdd_root, tmp_path, capsys):
     rows = fsdd_rows(fsdd_root, 4)
     write_manifest(rows, tmp_path / "m.csv")
-    extract(rows, load_upstream("logmel"), tmp_path / "s", progress=False)
+    extract(rows, load_upstream("logmel"), tmp_path / "s", task="m", progress=False)  # as the CLI names it
     (tmp_path / "s" / "complete.json").unlink()  # as if killed before sealing
     args = ["extract", "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "s")]
     assert main(args) == 1
@@ -160,7 +219,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(fsdd_root, tmp_path, l
     assert 10 <= len(partial) < len(rows)
 
     upstream = load_upstream(str(layer_norm_model))
-    resumed = extract(rows, upstream, tmp_path / "killed", batch_seconds=1, resume=True, progress=False)
+    resumed = extract(rows, upstream, tmp_path / "killed", batch_seconds=1, resume=True, task="m", progress=False)
     clean = extract(rows, upstream, tmp_path / "clean", batch_seconds=1, progress=False)
     assert len(resumed) == len(clean) == len(rows)
     assert store_bytes(tmp_path / "killed") == store_bytes(tmp_path / "clean")
@@ -210,6 +269,7 @@ def test_pooled_only_stores_vectors_ap_and_codes_but_no_frames(fsdd_root, tmp_pa
     pooled = extract(rows, upstream, tmp_path / "pooled", batch_seconds=3, pooled_only=["vq-lp", "sp"],
                      progress=False)
     assert pooled.pooled_methods == ("ap", "vq-lp", "sp") and not pooled.has_frames
+    assert pooled.header["pooled_options"] == {"semantics": "paper", "a": 1e-3, "smoothing": 1.0}
     assert not list((tmp_path / "pooled").glob("frames-*")) and pooled.meta == full.meta
     frames, lengths, codes, indices = next(full.batches(max_frames=10**6))
     assert indices == list(range(len(rows)))
@@ -234,3 +294,13 @@ def test_pooled_only_stores_vectors_ap_and_codes_but_no_frames(fsdd_root, tmp_pa
     gp = extract(rows, upstream, tmp_path / "gp", pooled_only=["vq-gp"], stats=stats, progress=False)
     torch.testing.assert_close(gp.pooled("vq-gp"), pool(frames, lengths, codes, method="vq-gp", stats=stats),
                                atol=2e-3, rtol=2e-3)
+
+    # Pooling options reach vqpool.pool and the header (the evaluation refuses other settings).
+    options = {"semantics": "reference", "a": 0.01, "smoothing": 0.0}
+    other = extract(rows, upstream, tmp_path / "options", pooled_only=["vq-squash-or", "vq-gp", "vq-sif"],
+                    stats=stats, **options, progress=False)
+    assert other.header["pooled_options"] == options
+    for method in ("vq-squash-or", "vq-gp", "vq-sif"):
+        expected = pool(frames, lengths, codes, method=method, stats=stats, **options)
+        assert not torch.allclose(expected, pool(frames, lengths, codes, method=method, stats=stats), atol=1e-2)
+        torch.testing.assert_close(other.pooled(method), expected, atol=2e-3, rtol=2e-3)

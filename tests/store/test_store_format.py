@@ -51,6 +51,10 @@ def test_round_trip_keeps_frames_to_fp16_precision_codes_and_meta(tmp_path):
         assert torch.equal(codes, torch.from_numpy(arrays["codes"]))
         assert got_meta == meta
     assert store.indices(split="test") == [0, 2, 4, 6]
+    assert store.indices() == list(range(len(items)))
+    assert store.indices(split="validation") == []  # a standard split this store happens to lack
+    with pytest.raises(VqpoolError, match="no split 'bogus' .this store has: test, train."):
+        store.indices(split="bogus")
     assert store[-1][2]["id"] == "u6"
 
 
@@ -119,6 +123,16 @@ def test_resume_refuses_a_different_job(tmp_path):
     write(tmp_path / "s", utterances([3, 8]), seal=False)
     changed = header(2)
     changed["job"]["batch_seconds"] = 5.0
-    with pytest.raises(VqpoolError, match="different settings .batch_seconds."):
+    with pytest.raises(VqpoolError, match=r"different settings \(batch_seconds: null in the store, 5.0 now\)"):
         StoreWriter(tmp_path / "s", changed, resume=True)
+    with pytest.raises(VqpoolError, match=r"different settings \(task: null in the store, \"kws\" now\)"):
+        StoreWriter(tmp_path / "s", {**header(2), "task": "kws"}, resume=True)
     assert json.loads((tmp_path / "s" / "header.json").read_text())["job"] == {"num_utterances": 2}
+
+
+def test_an_existing_file_is_not_taken_for_a_store_folder(tmp_path):
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(VqpoolError, match="taken: is a file, not a store folder"):
+        store_status(tmp_path / "taken")
+    with pytest.raises(VqpoolError, match="cannot create the store folder"):
+        StoreWriter(tmp_path / "taken" / "s", header(1))

@@ -8,6 +8,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from vqpool.pooling import CorpusStats
 
+DESCRIPTION = """\
+Run an upstream model over every utterance of a manifest or corpus and write a feature store:
+frames and codes (or, with --pooled-only, only pooled vectors) plus each utterance's metadata.
+An interrupted run resumes with --resume and writes the same bytes; under torchrun every rank
+extracts its share and rank 0 merges them into one store."""
+
 EPILOG = """examples:
   vqpool extract --upstream logmel --codebook cb.pt --manifest fsdd.csv --out stores/fsdd
   vqpool extract --upstream facebook/wav2vec2-base --allow-download --device cuda \\
@@ -21,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "extract",
         help="audio -> frames and codes (or pooled vectors only) in a feature store",
+        description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -32,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--label", help="with --corpus fsdd: digit (default) or speaker")
     parser.add_argument("--split", help="with --corpus fsdd: index (default) or speaker (held-out voices)")
     parser.add_argument("--seed", type=int, help="with --corpus: the seed of drawn splits")
+    parser.add_argument("--task", help="the task name recorded in the store (default: the corpus's task, "
+                                       "or the manifest file's name without .csv)")
     parser.add_argument("--out", type=Path, required=True, help="the store folder to write")
     parser.add_argument("--layers", default="mean", help="mean (default), last, N or a,b,c")
     parser.add_argument("--codebook", type=Path, help="k-means codebook for upstreams without a quantizer")
@@ -42,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated pooling methods: store their vectors, no frames")
     parser.add_argument("--stats", type=Path,
                         help="a saved CorpusStats, for --pooled-only methods that need corpus statistics")
+    parser.add_argument("--semantics", choices=("paper", "reference"),
+                        help="with --pooled-only: partition semantics of METHODS.md (default: paper)")
+    parser.add_argument("--a", type=float, help="with --pooled-only: vq-sif parameter a (default: 1e-3)")
+    parser.add_argument("--smoothing", type=float,
+                        help="with --pooled-only: added to every corpus code count (default: 1.0)")
     parser.add_argument("--resume", action="store_true", help="finish an interrupted extraction")
     parser.add_argument("--on-bad-audio", choices=("error", "skip"), default="error",
                         help="stop at an unusable file (default) or skip it and list it in skipped.csv")
@@ -63,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.upstream is None or (args.manifest is None and args.corpus is None):
         raise VqpoolError("extract needs --upstream and either --manifest or --corpus with --root")
-    if store_status(args.out) == "complete":
-        print(f"{args.out} is already a complete feature store ({_count(args.out)} utterances); nothing to do")
-        return 0
+    pool_options = {k: v for k in ("semantics", "a", "smoothing") if (v := getattr(args, k)) is not None}
+    if pool_options and not args.pooled_only:
+        raise VqpoolError(f"--{', --'.join(pool_options)} only apply to pooling on the fly: add --pooled-only")
+    complete = store_status(args.out) == "complete"  # reused as it is when made by this same job
     rows, corpus, task = _rows(args)
     with distributed.session(args.device) as device:
         from vqpool.upstream import load_upstream
@@ -77,13 +92,15 @@ def run(args: argparse.Namespace) -> int:
             batch_seconds=args.batch_seconds,
             pooled_only=args.pooled_only.split(",") if args.pooled_only else None,
             stats=_stats(args.stats),
-            resume=args.resume,
+            **pool_options,
+            resume=args.resume or complete,
             on_bad_audio=args.on_bad_audio,
             corpus=corpus,
             task=task,
         )
         if distributed.rank_and_world()[0] == 0:
-            print(f"wrote {len(store)} utterances to {args.out}")
+            print(f"{args.out} is already a complete feature store ({len(store)} utterances) of this "
+                  "extraction; nothing to do" if complete else f"wrote {len(store)} utterances to {args.out}")
             if store.skipped:
                 print(f"skipped {len(store.skipped)} unusable files (listed in {args.out / 'skipped.csv'})",
                       file=sys.stderr)
@@ -96,13 +113,13 @@ def _rows(args: argparse.Namespace) -> tuple[list[dict[str, str]], str | None, s
     if args.manifest is not None:
         from vqpool.data.manifest import read_manifest
 
-        return read_manifest(args.manifest), None, None
+        return read_manifest(args.manifest), None, args.task or args.manifest.stem
     if args.root is None:
         raise VqpoolError("--corpus needs --root (the corpus folder)")
     from vqpool.data import prepare, task_of
 
     options = {"label": args.label, "split": args.split, "seed": args.seed}
-    return prepare(args.corpus, args.root, **options), args.corpus, task_of(args.corpus, **options)
+    return prepare(args.corpus, args.root, **options), args.corpus, args.task or task_of(args.corpus, **options)
 
 
 def _stats(path: Path | None) -> "CorpusStats | None":
@@ -112,8 +129,3 @@ def _stats(path: Path | None) -> "CorpusStats | None":
 
     return CorpusStats.load(path)
 
-
-def _count(out: Path) -> int:
-    from vqpool.store import FeatureStore
-
-    return len(FeatureStore(out))
