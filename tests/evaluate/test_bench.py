@@ -89,7 +89,7 @@ def test_pooled_only_store_gives_the_same_accuracies(tmp_path) -> None:
     rows = run_bench(light, methods, splits=splits, write=False, progress=False)
     for a, b in zip(full, rows, strict=True):
         assert a["method"] == b["method"] and a["per_fold"] == pytest.approx(b["per_fold"])
-    with pytest.raises(VqpoolError, match="vq-sif need frames"):
+    with pytest.raises(VqpoolError, match="vq-sif needs frames"):
         run_bench(light, ["vq-sif"], splits=splits, write=False, progress=False)
 
 
@@ -114,7 +114,7 @@ def test_errors_name_the_problem() -> None:
     with pytest.raises(VqpoolError, match="unknown method"):
         run_bench(store, ["mean"], splits=splits, write=False, progress=False)
     store.codes = None
-    with pytest.raises(VqpoolError, match="need codes"):
+    with pytest.raises(VqpoolError, match="vq-lp needs codes"):
         run_bench(store, ["ap", "vq-lp"], splits=splits, write=False, progress=False)
     store.meta[0]["label"] = ""
     with pytest.raises(VqpoolError, match="u0"):

@@ -59,8 +59,7 @@ def test_probe_with_heads(store: Path, tmp_path: Path, capsys: pytest.CaptureFix
     argv = ["probe", "--store", str(store), "--methods", "ap,vq-lp,sap,vap", "--seeds", "2",
             "--epochs", "3", "--lr", "0.01", "--results", str(results)]
     assert main(argv) == 0
-    out = capsys.readouterr().out
-    assert "no defaults" in out  # the FSDD task is not one of the paper's: generic settings
+    assert "no defaults" in capsys.readouterr().err  # the FSDD task is not one of the paper's: generic settings
     rows = read_results(results)
     assert [row["method"] for row in rows] == ["ap", "vq-lp", "sap", "vap"]
     for row in rows:
@@ -82,4 +81,29 @@ def test_bench_a_pooled_only_store(stores: dict[str, Path], capsys: pytest.Captu
     rows = read_results(pooled / "results.jsonl")
     assert [row["method"] for row in rows] == ["ap", "vq-lp", "whitening", "softdecay"]
     assert main(["bench", "--store", str(pooled), "--methods", "vq-sif"]) == 1
-    assert "need frames" in capsys.readouterr().err
+    assert "vq-sif needs frames" in capsys.readouterr().err
+
+
+def test_bench_all_on_a_pooled_only_store(stores: dict[str, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "all.jsonl"
+    assert main(["bench", "--store", str(stores["pooled"]), "--results", str(results)]) == 0
+    assert [row["method"] for row in read_results(results)] == ["ap", "whitening", "softdecay", "vq-lp"]
+    note = capsys.readouterr().err
+    assert "leaves out sp, vq-squash-and" in note and "extract without --pooled-only" in note
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "--methods", ""],
+    ["bench", "--device", "bogus"],
+    ["bench", "--chunk", "0"],
+    ["bench", "--a", "0"],
+    ["probe", "--seeds", "0"],
+    ["probe", "--epochs", "0"],
+    ["probe", "--lr", "-1"],
+    ["probe", "--batch-size", "0"],
+])
+def test_bad_options_are_one_line(store: Path, argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    assert main([*argv[:1], "--store", str(store), *argv[1:], "--results", "/dev/null"]) == 1
+    err = capsys.readouterr().err
+    assert argv[1] in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

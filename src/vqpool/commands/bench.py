@@ -14,10 +14,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", help="task name (default: the store's task or corpus)")
     parser.add_argument("--fold", default="all",
                         help="fold number(s), counted from 1, comma separated, or 'all' (default)")
-    parser.add_argument("--semantics", choices=("paper", "reference"), default="paper",
-                        help="partition semantics of METHODS.md (default: paper)")
-    parser.add_argument("--a", type=float, default=1e-3, help="vq-sif parameter a (default: 1e-3)")
-    parser.add_argument("--smoothing", type=float, default=1.0,
+    parser.add_argument("--semantics", choices=("paper", "reference"),
+                        help="partition semantics of METHODS.md (default: paper, or what a "
+                        "pooled-only store was pooled with; likewise for --a and --smoothing)")
+    parser.add_argument("--a", type=float, help="vq-sif parameter a (default: 1e-3)")
+    parser.add_argument("--smoothing", type=float,
                         help="added to every corpus code count (default: 1)")
     parser.add_argument("--include-validation", action="store_true",
                         help="fit corpus statistics on training + validation (the reference "

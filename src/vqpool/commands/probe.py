@@ -34,20 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vqpool.evaluate.pooled import open_store
-    from vqpool.evaluate.probe import probe_settings, run_probe
+    from vqpool.evaluate.probe import run_probe
     from vqpool.evaluate.results import format_table
-    from vqpool.evaluate.splits import resolve_task
 
-    store = open_store(args.store)
-    task = resolve_task(store.header, args.task)
-    hyper, known = probe_settings(task, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs)
-    if not known:
-        print(f"task {task!r} has no defaults in METHODS.md; using lr {hyper['lr']}, "
-              f"batch size {hyper['batch_size']}, {hyper['epochs']} epochs")
-    options = {**common_options(args), "task": task}
-    rows = run_probe(store, method_list(args.methods), seeds=args.seeds, lr=args.lr,
+    rows = run_probe(args.store, method_list(args.methods), seeds=args.seeds, lr=args.lr,
                      batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
-                     **options)
+                     **common_options(args))
     print(format_table(rows))
     return 0

@@ -6,7 +6,7 @@ method at once; methods without corpus statistics are pooled once for all folds.
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from vqpool.errors import VqpoolError
+from vqpool.evaluate.options import DEFAULT_OPTIONS, PoolOptions, check_methods
 from vqpool.evaluate.results import append_result
 from vqpool.evaluate.splits import Fold
-from vqpool.pooling import CODE_METHODS, METHODS, STATS_METHODS, CorpusStats, pool
+from vqpool.pooling import CODE_METHODS, STATS_METHODS, CorpusStats, pool
 from vqpool.pooling.baselines import soft_decay, whiten
 
 Batch = tuple[Tensor, Tensor, Tensor | None, list[int]]
@@ -26,23 +27,14 @@ Batch = tuple[Tensor, Tensor, Tensor | None, list[int]]
 AP_TRANSFORMS = ("whitening", "softdecay")
 
 
-@dataclass(frozen=True)
-class PoolOptions:
-    """Pooling options of METHODS.md (recorded in every result row)."""
-
-    semantics: str = "paper"
-    a: float = 1e-3
-    smoothing: float = 1.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def progress_bar(progress: bool = True, **options: Any) -> tqdm:
+    """A transient bar on stderr, drawn only when stderr is a terminal: logs get no bar lines."""
+    return tqdm(disable=None if progress else True, leave=False, **options)
 
 
-def check_methods(methods: Sequence[str], allowed: Sequence[str] = METHODS) -> list[str]:
-    unknown = [m for m in methods if m not in allowed]
-    if unknown:
-        raise VqpoolError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(allowed)}")
-    return list(dict.fromkeys(methods))
+def verb(names: Sequence[str], singular: str, plural: str) -> str:
+    """``"vq-lp needs"``, ``"vq-lp, vq-gp need"``."""
+    return f"{', '.join(names)} {singular if len(names) == 1 else plural}"
 
 
 def pool_split(
@@ -50,7 +42,7 @@ def pool_split(
     methods: Sequence[str],
     indices: Sequence[int],
     stats: CorpusStats | None = None,
-    options: PoolOptions = PoolOptions(),
+    options: PoolOptions = DEFAULT_OPTIONS,
     *,
     device: str | torch.device = "cpu",
     seconds: dict[str, float] | None = None,
@@ -85,9 +77,13 @@ def pool_split(
 
 def store_batches(store: Any, indices: Sequence[int], desc: str, *, progress: bool = True,
                   max_frames: int | None = None) -> Iterator[Batch]:
-    """``store.batches`` over ``indices`` with a progress bar counting utterances."""
+    """``store.batches`` over ``indices`` with a progress bar counting utterances.
+
+    Consume it under ``contextlib.closing``: a generator left suspended by an error keeps its
+    bar on screen until garbage collection, and the error message would land on the bar's line.
+    """
     options = {} if max_frames is None else {"max_frames": max_frames}
-    with tqdm(total=len(indices), desc=desc, unit="utt", disable=not progress, leave=False) as bar:
+    with progress_bar(progress, total=len(indices), desc=desc, unit="utt") as bar:
         for batch in store.batches(list(indices), **options):
             yield batch
             bar.update(len(batch[3]))
@@ -96,26 +92,17 @@ def store_batches(store: Any, indices: Sequence[int], desc: str, *, progress: bo
 def fit_stats(store: Any, indices: Sequence[int], *, progress: bool = True,
               max_frames: int | None = None) -> CorpusStats:
     """Corpus statistics of the rows ``indices`` only (the training split: nothing else leaks in)."""
-    if store.has_frames:
-        batches = (
-            (frames, lengths, codes)
-            for frames, lengths, codes, _ in store_batches(
-                store, indices, "statistics", progress=progress, max_frames=max_frames
-            )
+    # A pooled-only store gives the stored AP vectors [B, D], which CorpusStats.fit takes in
+    # place of frames, with the lengths and codes that the store batches.
+    ap = None if store.has_frames else torch.as_tensor(store.pooled("ap")).float()
+    with closing(store_batches(store, indices, "statistics", progress=progress,
+                               max_frames=max_frames)) as batches:
+        # Our bar counts utterances; CorpusStats' own would count batches.
+        return CorpusStats.fit(
+            ((frames if ap is None else ap[rows], lengths, codes)
+             for frames, lengths, codes, rows in batches),
+            codebook_size=store.codebook_size, progress=False,
         )
-    else:
-        batches = _ap_batches(store, indices, progress=progress)
-    # Our bar counts utterances; CorpusStats' own would count batches.
-    return CorpusStats.fit(batches, codebook_size=store.codebook_size, progress=False)
-
-
-def _ap_batches(store: Any, indices: Sequence[int], *,
-                  progress: bool) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
-    """A pooled-only store's statistics input: the stored AP vectors ``[B, D]`` (which
-    ``CorpusStats.fit`` takes in place of frames) with the lengths and codes the store batches."""
-    ap = torch.as_tensor(store.pooled("ap")).float()
-    for _, lengths, codes, rows in store_batches(store, indices, "statistics", progress=progress):
-        yield ap[rows], lengths, codes
 
 
 class FoldPooler:
@@ -126,7 +113,7 @@ class FoldPooler:
     statistics are fitted once per fold, on its training rows (plus validation if asked).
     """
 
-    def __init__(self, store: Any, methods: Sequence[str], options: PoolOptions = PoolOptions(),
+    def __init__(self, store: Any, methods: Sequence[str], options: PoolOptions = DEFAULT_OPTIONS,
                  *, include_validation: bool = False, device: str | torch.device = "cpu",
                  max_frames: int | None = None, progress: bool = True) -> None:
         self.store = store
@@ -146,8 +133,8 @@ class FoldPooler:
             needs_codes = [m for m in self.methods if m in CODE_METHODS]
             if needs_codes:
                 raise VqpoolError(
-                    f"{', '.join(needs_codes)} need codes and the store has none: extract with an "
-                    "upstream that has a quantizer or a k-means codebook"
+                    f"{verb(needs_codes, 'needs', 'need')} codes and the store has none: extract "
+                    "with an upstream that has a quantizer or a k-means codebook"
                 )
         if not self.store.has_frames:
             available = set(self.store.pooled_methods) | set(AP_TRANSFORMS)
@@ -155,7 +142,7 @@ class FoldPooler:
             if missing:
                 raise VqpoolError(
                     f"the store keeps pooled vectors only ({', '.join(self.store.pooled_methods)}); "
-                    f"{', '.join(missing)} need frames: extract again without --pooled-only"
+                    f"{verb(missing, 'needs', 'need')} frames: extract again without --pooled-only"
                 )
 
     def vectors(self, fold: Fold, rows: Sequence[int] | None = None) -> dict[str, Tensor]:
@@ -188,10 +175,10 @@ class FoldPooler:
         for methods, indices in passes:
             if not methods or not indices:
                 continue
-            batches = store_batches(self.store, indices, "pooling", progress=self.progress,
-                                    max_frames=self.max_frames)
-            pooled = pool_split(batches, methods, indices, stats, self.options,
-                                device=self.device, seconds=self.seconds)
+            with closing(store_batches(self.store, indices, "pooling", progress=self.progress,
+                                       max_frames=self.max_frames)) as batches:
+                pooled = pool_split(batches, methods, indices, stats, self.options,
+                                    device=self.device, seconds=self.seconds)
             index = torch.tensor(indices, dtype=torch.long)
             for method, vectors in pooled.items():
                 target = self._fixed if method in fixed else out

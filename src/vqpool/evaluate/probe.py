@@ -6,6 +6,7 @@ Fixed pooling methods are pooled once and the probe trains on the cached matrix;
 
 import copy
 import statistics
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,15 +16,22 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from vqpool.errors import VqpoolError
+from vqpool.evaluate.options import (
+    at_least,
+    check_device,
+    check_methods,
+    positive,
+    require_methods,
+    resolve_pool_options,
+)
 from vqpool.evaluate.pooled import (
     FoldPooler,
-    PoolOptions,
-    check_methods,
     open_store,
+    progress_bar,
     store_path,
+    verb,
     write_rows,
 )
 from vqpool.evaluate.results import make_row
@@ -50,6 +58,7 @@ CACHE_BYTES = 2 << 30
 def probe_settings(task: str, *, lr: float | None = None, batch_size: int | None = None,
                    epochs: int | None = None) -> tuple[dict[str, Any], bool]:
     """The task's hyper-parameters with overrides, and whether the task had defaults of its own."""
+    check_training(lr=lr, batch_size=batch_size, epochs=epochs)
     known = task in PROBE_DEFAULTS
     default_lr, default_batch, default_epochs = PROBE_DEFAULTS.get(task, GENERIC_DEFAULTS)
     return {
@@ -57,6 +66,16 @@ def probe_settings(task: str, *, lr: float | None = None, batch_size: int | None
         "batch_size": default_batch if batch_size is None else batch_size,
         "epochs": default_epochs if epochs is None else epochs,
     }, known
+
+
+def check_training(*, lr: float | None = None, batch_size: int | None = None,
+                   epochs: int | None = None, patience: int | None = None) -> None:
+    """Refuse training settings that cannot train (``None``: not given)."""
+    if lr is not None:
+        positive("--lr", lr)
+    for name, value in (("--batch-size", batch_size), ("--epochs", epochs), ("--patience", patience)):
+        if value is not None:
+            at_least(name, value, 1)
 
 
 MicroBatch = tuple[Tensor, Tensor | None, Tensor]
@@ -186,8 +205,7 @@ def train_probe(
     first, on ties) are kept and scored on ``test``. ``patience`` stops training after that many
     epochs without improvement.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    check_training(lr=lr, batch_size=batch_size, epochs=epochs, patience=patience)
     torch.manual_seed(seed)  # the layer's initial weights (a head arrives initialised)
     shuffle = torch.Generator().manual_seed(seed)
     model = Probe(dim, num_classes, head).to(device)
@@ -195,22 +213,23 @@ def train_probe(
     curve: list[float] = []
     best_state: dict[str, Tensor] = {}
     best_epoch = -1
-    bar = tqdm(range(epochs), desc=desc, unit="epoch", leave=False, disable=not progress)
-    for epoch in bar:
-        model.train()
-        for batch in train.batches(batch_size, shuffle):
-            optimizer.zero_grad()
-            total = sum(len(y) for _, _, y in batch)
-            for x, lengths, y in batch:
-                logits = model(x.to(device), lengths.to(device) if lengths is not None else None)
-                (F.cross_entropy(logits, y.to(device), reduction="sum") / total).backward()
-            optimizer.step()
-        curve.append(evaluate(model, valid, batch_size=batch_size, device=device))
-        if best_epoch < 0 or curve[-1] > curve[best_epoch]:
-            best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
-        bar.set_postfix(valid=f"{curve[-1]:.2f}", best=f"{curve[best_epoch]:.2f}")
-        if patience is not None and epoch - best_epoch >= patience:
-            break
+    with progress_bar(progress, total=epochs, desc=desc, unit="epoch") as bar:
+        for epoch in range(epochs):
+            model.train()
+            for batch in train.batches(batch_size, shuffle):
+                optimizer.zero_grad()
+                total = sum(len(y) for _, _, y in batch)
+                for x, lengths, y in batch:
+                    logits = model(x.to(device), lengths.to(device) if lengths is not None else None)
+                    (F.cross_entropy(logits, y.to(device), reduction="sum") / total).backward()
+                optimizer.step()
+            curve.append(evaluate(model, valid, batch_size=batch_size, device=device))
+            if best_epoch < 0 or curve[-1] > curve[best_epoch]:
+                best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
+            bar.set_postfix(valid=f"{curve[-1]:.2f}", best=f"{curve[best_epoch]:.2f}", refresh=False)
+            bar.update()
+            if patience is not None and epoch - best_epoch >= patience:
+                break
     model.load_state_dict(best_state)
     return ProbeResult(
         test_accuracy=evaluate(model, test, batch_size=batch_size, device=device),
@@ -247,9 +266,12 @@ def _frame_cache(store: Any, rows: list[int], cache_frames: bool | None,
         cache_frames = 0 < total * store.dim * 2 <= CACHE_BYTES
     if not cache_frames:
         return None
-    return {i: torch.as_tensor(store[i][0]).half()
-            for i in tqdm(rows, desc="reading frames", unit="utt", leave=False,
-                          disable=not progress)}
+    cache = {}
+    with progress_bar(progress, total=len(rows), desc="reading frames", unit="utt") as bar:
+        for i in rows:
+            cache[i] = torch.as_tensor(store[i][0]).half()
+            bar.update()
+    return cache
 
 
 def run_probe(
@@ -264,9 +286,9 @@ def run_probe(
     patience: int | None = None,
     folds: str | int | Sequence[int] = "all",
     splits: Sequence[Sequence[str]] | None = None,
-    semantics: str = "paper",
-    a: float = 1e-3,
-    smoothing: float = 1.0,
+    semantics: str | None = None,
+    a: float | None = None,
+    smoothing: float | None = None,
     include_validation: bool = False,
     device: str | torch.device = "cpu",
     cache_frames: bool | None = None,
@@ -280,26 +302,39 @@ def run_probe(
     Hyper-parameters default to the task's (``PROBE_DEFAULTS``; others get ``GENERIC_DEFAULTS``,
     recorded as ``settings.generic_defaults``). Every fold needs validation rows: for IEMOCAP,
     ``vqpool.data.folds`` holds them out of the training sessions. Statistics for the fixed
-    methods come from the training rows. Rows go to ``results`` (default ``STORE/results.jsonl``).
+    methods come from the training rows. Pooling options are those of ``run_bench``. Rows go to
+    ``results`` (default ``STORE/results.jsonl``).
     """
+    device = check_device(device)
+    if isinstance(seeds, int):
+        at_least("--seeds", seeds, 1)
+    elif not seeds:
+        raise VqpoolError("seeds names no seed: give at least one")
+    check_training(lr=lr, batch_size=batch_size, epochs=epochs, patience=patience)
+    if max_frames is not None:
+        at_least("max_frames", max_frames, 1)
     store = open_store(store)
-    methods = [methods] if isinstance(methods, str) else list(methods)
-    methods = check_methods(methods, (*METHODS, *HEADS))
+    where = str(store_path(store) or "the store")
+    methods = check_methods([methods] if isinstance(methods, str) else list(methods), (*METHODS, *HEADS))
+    require_methods(methods)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    task = resolve_task(store.header, task)
-    hyper, known = probe_settings(task, lr=lr, batch_size=batch_size, epochs=epochs)
-    chosen = select_folds(store.meta, folds, splits)
-    for fold in chosen:
-        if not fold.validation:
-            raise VqpoolError(f"fold {fold.number} has no validation rows to select the best epoch")
-    labels, classes = encode_labels(store.meta, sorted({i for f in chosen for i in f.used}))
     heads = [m for m in methods if m in HEADS]
     fixed = [m for m in methods if m not in HEADS]
     if heads and not store.has_frames:
-        raise VqpoolError(f"{', '.join(heads)} train on frames; the store keeps pooled vectors only")
-    options = PoolOptions(semantics=semantics, a=a, smoothing=smoothing)
+        raise VqpoolError(f"{verb(heads, 'trains', 'train')} on frames, and {where} keeps pooled "
+                          "vectors only: extract again without --pooled-only")
+    options, pooled_with = resolve_pool_options(store, fixed, semantics=semantics, a=a,
+                                                smoothing=smoothing, where=where)
+    # The validation rows select the best epoch.
+    chosen = select_folds(store.meta, folds, splits, where=where, need=("train", "validation", "test"))
+    labels, classes = encode_labels(store.meta, sorted({i for f in chosen for i in f.used}))
     pooler = FoldPooler(store, fixed, options, include_validation=include_validation,
                         device=device, max_frames=max_frames, progress=progress) if fixed else None
+    task = resolve_task(store, task)
+    hyper, known = probe_settings(task, lr=lr, batch_size=batch_size, epochs=epochs)
+    if not known:
+        print(f"note: task {task!r} has no defaults in METHODS.md; using lr {hyper['lr']}, "
+              f"batch size {hyper['batch_size']}, {hyper['epochs']} epochs", file=sys.stderr)
     cache = (_frame_cache(store, sorted({i for f in chosen for i in f.used}), cache_frames, progress)
              if heads else None)
 
@@ -334,7 +369,7 @@ def run_probe(
                 best_epochs[method][-1].append(result.best_epoch + 1)
 
     settings = {
-        **hyper, **options.as_dict(), "seeds": seed_list, "patience": patience,
+        **hyper, "seeds": seed_list, "patience": patience,
         "include_validation": include_validation, "generic_defaults": not known,
         "folds": [fold.number for fold in chosen],
         "fold_sizes": [[len(f.train), len(f.validation), len(f.test)] for f in chosen],
@@ -350,7 +385,8 @@ def run_probe(
             protocol="probe", method=method, task=task, header=store.header,
             store=str(path) if path else None, per_fold=per_fold, per_seed=per_seed,
             num_train=sum(len(f.train) for f in chosen), num_test=sum(len(f.test) for f in chosen),
-            settings={**settings, "best_epochs": best_epochs[method]},
+            settings={**pooled_with.get(method, options).as_dict(), **settings,
+                      "best_epochs": best_epochs[method]},
             seconds=pool_seconds + seconds[method],
             timings={"pool": pool_seconds, "train": seconds[method]},
         ))

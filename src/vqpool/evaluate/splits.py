@@ -1,7 +1,10 @@
 """What a store's rows mean to an evaluation: the task, the folds and the labels."""
 
+import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,10 +13,13 @@ from torch import Tensor
 from vqpool.errors import VqpoolError
 
 
-def resolve_task(header: Mapping[str, Any], task: str | None = None) -> str:
-    """The task name: given, recorded in the store header, or implied by the header's corpus."""
+def resolve_task(store: Any, task: str | None = None) -> str:
+    """The task name: given, recorded in the store header, implied by the header's corpus, or
+    (for stores that record neither, as older ones and some written through the API) the name
+    of the store's folder, with a note saying so."""
     if task:
         return task
+    header = store.header
     if header.get("task"):
         return str(header["task"])
     corpus = header.get("corpus")
@@ -21,7 +27,13 @@ def resolve_task(header: Mapping[str, Any], task: str | None = None) -> str:
         from vqpool.data import TASK_OF_CORPUS
 
         return TASK_OF_CORPUS.get(corpus, str(corpus))
-    raise VqpoolError("the store header names no task or corpus: pass --task NAME")
+    path = getattr(store, "path", None)
+    if path is None:
+        raise VqpoolError("the store header names no task or corpus: pass --task NAME")
+    name = Path(path).resolve().name
+    print(f"note: {path} records no task or corpus; using its folder name {name!r} as the task "
+          "(pass --task NAME to choose another)", file=sys.stderr)
+    return name
 
 
 @dataclass(frozen=True)
@@ -56,12 +68,16 @@ def select_folds(
     meta: Sequence[Mapping[str, Any]],
     folds: str | int | Sequence[int] = "all",
     splits: Sequence[Sequence[str]] | None = None,
+    *,
+    where: str = "the store",
+    need: Sequence[str] = ("train", "test"),
 ) -> list[Fold]:
-    """The chosen folds of a store.
+    """The chosen folds of a store (``where`` names it in errors).
 
     ``splits`` holds one list of split names per fold, aligned with ``meta`` (by default
     ``vqpool.data.folds(meta)``: the rows' own split, or leave-one-session-out). Rows named
-    anything but train/validation/test take no part.
+    anything but train/validation/test take no part. Every fold must have rows of each split
+    in ``need``.
     """
     if splits is None:
         from vqpool.data import folds as data_folds
@@ -79,10 +95,25 @@ def select_folds(
         for index, name in enumerate(names):
             if name in by_split:
                 by_split[name].append(index)
-        if not by_split["train"] or not by_split["test"]:
-            raise VqpoolError(f"fold {number} has no training or no test rows")
+        missing = [name for name in need if not by_split[name]]
+        if missing:
+            raise VqpoolError(_missing_splits(where, number, len(splits), names, missing))
         chosen.append(Fold(number, by_split["train"], by_split["validation"], by_split["test"]))
     return chosen
+
+
+def _missing_splits(where: str, number: int, num_folds: int, names: Sequence[str],
+                    missing: list[str]) -> str:
+    fold = f"fold {number}" if num_folds > 1 else "it"
+    wanted = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} or {missing[-1]}"
+    counts = Counter(name for name in names if name)
+    found = (f"its rows' splits are {', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}"
+             if counts else "no row has a split: the manifest had no 'split' column")
+    return (
+        f"{where}: {fold} has no {wanted} rows ({found}). Give every row a split (train, "
+        "validation or test): prepare the corpus with `vqpool data prepare`, which assigns them, "
+        "or add a split column to your manifest; then extract the store again"
+    )
 
 
 def _fold_numbers(folds: str | int | Sequence[int]) -> list[int]:
