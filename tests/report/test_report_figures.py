@@ -1,5 +1,6 @@
 """The report's figures: Figure 3 (frame weights) and Figure 2 (t-SNE) from arrays, an FSDD file and a store."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -107,13 +108,34 @@ def test_cli_weights_of_an_fsdd_file(
     tmp_path: Path,
     capsys: pytest.CaptureFixture,
 ) -> None:
+    from vqpool.evaluate.results import append_result, make_row
+
     codebook, stats = logmel_codebook_and_stats
     audio = fsdd_root / "7_theo_3.wav"
     args = ["report", "--weights", str(audio), "--upstream", "logmel", "--out", str(tmp_path)]
-    assert main([*args, "--codebook", str(codebook), "--stats", str(stats)]) == 0
+    results = tmp_path / "results.jsonl"
+    append_result(
+        results,
+        make_row(
+            protocol="1nn",
+            method="ap",
+            task="fsdd",
+            header={"upstream": "logmel", "corpus": "fsdd"},
+            store=None,
+            per_fold=[50.0],
+            per_seed=None,
+            num_train=10,
+            num_test=5,
+            settings={},
+            seconds=0.1,
+        ),
+    )
+    # Results and a figure in one run: report.md is written last, so it shows the figure.
+    assert main([*args, "--codebook", str(codebook), "--stats", str(stats), str(results)]) == 0
     out = capsys.readouterr().out
     png = tmp_path / "weights-7_theo_3.png"
     assert f"frame weights (vq-squash-and, vq-allsquash-or, vq-lp, vq-gp, vq-bp): {png}" in out
+    assert "(weights-7_theo_3.png)" in (tmp_path / "report.md").read_text()
     five = read_png(png)
 
     # Without a codebook, log-mel has no codes: the vq methods are skipped with the reason.
@@ -127,6 +149,21 @@ def test_cli_weights_of_an_fsdd_file(
     assert read_png(png).shape[0] < five.shape[0]
     assert main([*args, "--methods", "vq-lp"]) == 1
     assert "none of the methods can be drawn (vq-lp: needs codes" in capsys.readouterr().err
+
+
+def test_cli_options_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["report", "--tsne", str(tmp_path), "--max-points", "0"]) == 1
+    assert capsys.readouterr().err == (
+        "vqpool report: error: max_points (--max-points) is 0: t-SNE needs at least 4 points\n"
+    )
+    with pytest.raises(SystemExit):
+        main(["report", "--tsne", str(tmp_path), "--semantics", "papers"])
+    assert re.search(
+        r"invalid choice: 'papers' \(choose from '?paper'?, '?reference", capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    assert "--semantics {paper,reference}" in capsys.readouterr().out
 
 
 @pytest.mark.slow

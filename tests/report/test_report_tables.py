@@ -6,7 +6,11 @@ Tables 1 and 2), not recomputed with the code under test.
 
 import csv
 import json
+import re
+import shutil
+import warnings
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -16,6 +20,13 @@ from vqpool.report import build_tables, load_results, to_text, write_report
 
 BASE = "facebook/wav2vec2-base"
 LARGE_DIR = "/models/my-wav2vec2-large"  # a local copy: the paper name comes from paper_upstream
+# The paper's corpus of each task (its README); other tasks run on a corpus of the same name.
+CORPORA = {"kws": "speechcommands", "sid": "voxceleb1", "ic": "fluent", "er": "iemocap"}
+
+
+def header(dim: int, num_layers: int) -> dict:
+    """A store header as extract writes it: ``upstream`` is ``Upstream.describe()`` (abridged)."""
+    return {"upstream": {"kind": "transformers", "dim": dim, "num_layers": num_layers}}
 
 
 def result(
@@ -28,12 +39,14 @@ def result(
     std=None,
     paper=None,
     stamp="2026-11-20T10:00:00+00:00",
+    corpus=None,
+    store_header=None,
 ):
     return {
         "protocol": protocol,
         "method": method,
         "task": task,
-        "corpus": task,
+        "corpus": corpus or CORPORA.get(task, task),
         "upstream": upstream,
         "paper_upstream": paper,
         "accuracy": accuracy,
@@ -44,7 +57,7 @@ def result(
         "num_test": 30,
         "settings": {"semantics": "paper"},
         "store": "/stores/x",
-        "store_header": {},
+        "store_header": store_header or {},
         "versions": {"vqpool": "0.1.0"},
         "seconds": 1.5,
         "timestamp": stamp,
@@ -68,9 +81,18 @@ def results_files(tmp_path: Path) -> list[Path]:
     ]
     # A stale run of vq-lp/kws written *after* the newer one: the timestamp decides, not the order.
     rows.append(result("1nn", BASE, "kws", "vq-lp", 11.0, stamp="2026-01-01T00:00:00Z"))
-    rows += [  # probe on a local large copy, declared as the paper's "large"
-        result("probe", LARGE_DIR, "kws", "ap", 95.5, std=0.25, paper="large"),
-        result("probe", LARGE_DIR, "kws", "vap", 97.0, std=0.5, paper="large"),
+    rows += [  # probe on a local large copy, declared as the paper's "large", of its size
+        result(
+            "probe",
+            LARGE_DIR,
+            "kws",
+            method,
+            value,
+            std=std,
+            paper="large",
+            store_header=header(1024, 25),
+        )
+        for method, value, std in [("ap", 95.5, 0.25), ("vap", 97.0, 0.5)]
     ]
     rows += [  # a non-paper upstream on two corpora of our own; sap has only one of them
         result("1nn", "logmel", "fsdd", "ap", 40.0),
@@ -235,24 +257,57 @@ def test_paper_misprint_and_semantics_are_noted(tmp_path: Path) -> None:
     assert "Semantics: paper (sp); reference (ap)." in report
 
 
+def test_unreadable_lines_are_skipped_one_clean_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = tmp_path / "r.jsonl"
+    lines = [
+        json.dumps(result("1nn", "u", "t", "sp", 1.0)).encode(),
+        b'{"protocol": "1nn", "meth',  # an append cut short
+        b"\xff\xfe binary",
+        b"[1, 2]",
+        json.dumps({**result("1nn", "u", "t", "ap", 1.0), "accuracy": None}).encode(),
+        json.dumps(result("1nn", "u", "t", "ap", 1.0, stamp="yesterday")).encode(),
+        b"",  # blank lines are not reported
+        b"garbage",
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no Python warning reaches the user
+        assert main(["report", str(path), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"vqpool report: skipped line 2 of {path}: not JSON (a write cut short?)"
+    assert err[1] == f"vqpool report: skipped line 3 of {path}: not UTF-8 text"
+    assert err[2] == f"vqpool report: skipped line 4 of {path}: not a result row (a JSON list)"
+    assert err[3].startswith(f"vqpool report: skipped line 5 of {path}: result row: 'accuracy'")
+    assert err[4] == (
+        f"vqpool report: skipped line 6 of {path}: "
+        "result 1nn/u/t/ap: timestamp 'yesterday' is not ISO-8601"
+    )
+    assert err[5:] == [f"vqpool report: skipped 1 more line(s) of {path}"]  # line 8
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "6 line(s) that are not result rows were skipped" in report
+
+
 @pytest.mark.parametrize(
-    ("line", "message"),
+    ("content", "why"),
     [
-        (
-            json.dumps(result("1nn", "u", "t", "ap", 1.0, stamp="yesterday")),
-            "1nn/u/t/ap: timestamp 'yesterday' is not ISO-8601",
-        ),
-        (
-            json.dumps({**result("1nn", "u", "t", "ap", 1.0), "accuracy": None}),
-            "r.jsonl: line 2: .*accuracy",
-        ),
+        (b"", "the file is empty"),
+        (b"garbage\n\nmore garbage\n", "line 1: not JSON (a write cut short?) and 1 more line(s)"),
     ],
 )
-def test_bad_results_are_named(tmp_path: Path, line: str, message: str) -> None:
-    path = tmp_path / "r.jsonl"
-    path.write_text(json.dumps(result("1nn", "u", "t", "sp", 1.0)) + "\n" + line + "\n")
-    with pytest.raises(VqpoolError, match=message):
-        load_results([path])
+def test_a_file_without_rows_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture, content: bytes, why: str
+) -> None:
+    good, bad = tmp_path / "good.jsonl", tmp_path / "garbage.jsonl"
+    good.write_text(json.dumps(result("1nn", "u", "t", "sp", 1.0)) + "\n")
+    bad.write_bytes(content)
+    assert main(["report", str(good), str(bad), "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == (
+        f"vqpool report: error: {bad}: no result rows in it ({why})\n"
+    )
+    with pytest.raises(VqpoolError, match="no such results file"):
+        load_results([tmp_path / "missing.jsonl"])
 
 
 def test_cli_prints_tables_and_paths(
@@ -282,3 +337,116 @@ def test_cli_prints_tables_and_paths(
     assert "missing.jsonl: no such results file" in capsys.readouterr().err
     assert main(["report"]) == 1
     assert "nothing to report" in capsys.readouterr().err
+
+
+def one_table(tmp_path: Path, rows: list[dict]):
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(map(json.dumps, rows)) + "\n")
+    (table,) = build_tables(load_results([path]).rows)
+    return table, to_text(table)
+
+
+@pytest.mark.parametrize(
+    ("upstream", "store_header", "corpus", "why"),
+    [
+        # QA's case: a random 32-dim model in a folder named like the paper's, on FSDD digits.
+        (
+            "/tmp/qa/wav2vec2-base",
+            header(32, 3),
+            "fsdd",
+            "No paper figures: /tmp/qa/wav2vec2-base is named like the paper's base model, but its "
+            "store header shows 32-dim frames from 3 hidden states, not 768-dim from 13.",
+        ),
+        (  # the right corpus does not make a small model comparable
+            "/tmp/qa/wav2vec2-base",
+            header(32, 3),
+            "speechcommands",
+            "store header shows 32-dim frames from 3 hidden states, not 768-dim from 13.",
+        ),
+        (  # a folder name without any header to back it
+            "/tmp/qa/wav2vec2-large",
+            {},
+            "speechcommands",
+            "the paper's large model, but its store header shows no model size, not 1024-dim",
+        ),
+        (  # the paper's model, but the task name on another corpus
+            BASE,
+            header(768, 13),
+            "fsdd",
+            "No paper figures: KWS ran on fsdd, not the paper's speechcommands.",
+        ),
+        (
+            "logmel",
+            {},
+            "speechcommands",
+            "No paper figures: logmel is not one of the paper's upstreams (facebook/wav2vec2-base,",
+        ),
+    ],
+)
+def test_no_paper_figures_unless_comparable(
+    tmp_path: Path, upstream: str, store_header: dict, corpus: str, why: str
+) -> None:
+    rows = [
+        result("1nn", upstream, "kws", "ap", 100.0, corpus=corpus, store_header=store_header),
+        result("1nn", upstream, "kws", "vq-lp", 90.0, corpus=corpus, store_header=store_header),
+    ]
+    table, text = one_table(tmp_path, rows)
+    assert not table.has_paper and all(cell.paper is None for cell in table.cells.values())
+    assert text.splitlines()[3].split() == ["AP", "100.00"]  # ours alone, no "/ 58.44 (+41.56)"
+    # The title names the paper's model only when it is that model, whatever the corpus.
+    assert ("(paper: wav2vec 2.0 base)" in table.title) == (upstream == BASE)
+    assert why in text
+
+
+def test_paper_figures_for_comparable_cells_only(tmp_path: Path) -> None:
+    # A local copy of the base model (its size in the header) on KWS, and on FSDD digits.
+    local = "/models/wav2vec2-base"
+    rows = [
+        result("1nn", local, "kws", "ap", 60.0, store_header=header(768, 13)),
+        result("1nn", local, "fsdd", "ap", 80.0, store_header=header(768, 13)),
+    ]
+    table, text = one_table(tmp_path, rows)
+    assert table.title.endswith("/models/wav2vec2-base (paper: wav2vec 2.0 base)")
+    lines = text.splitlines()
+    assert lines[1].split() == ["Method", "KWS", "fsdd", "AVG*"]
+    # KWS beside Table 1's 58.44; no paper figure for fsdd, so none for the AVG either.
+    assert lines[3].split() == ["AP", "60.00", "/", "58.44", "(+1.56)", "80.00", "/", "-"] + [
+        "70.00",
+        "/",
+        "-",
+    ]
+    assert "Paper figures left out: fsdd is not one of the paper's tasks." in text
+
+
+def test_report_md_embeds_every_figure_by_relative_links(
+    results_files: list[Path], tmp_path: Path
+) -> None:
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    (out / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    for path in [
+        out / "weights-a b.png",  # drawn before the report (a space: the link must be quoted)
+        out / "tsne-test.png",
+        out / "bars-1nn-gone.png",  # a bar chart of an earlier report: not shown
+        out / "sub" / "x.png",
+        elsewhere / "extra.png",
+    ]:
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + path.name.encode())
+    files = write_report(results_files, out, figures=[elsewhere / "extra.png", out / "sub/x.png"])
+    assert files.figures == [
+        out / "extra.png",  # copied in, so the folder is self-contained
+        out / "sub" / "x.png",
+        out / "tsne-test.png",
+        out / "weights-a b.png",
+    ]
+    assert (out / "extra.png").read_bytes() == (elsewhere / "extra.png").read_bytes()
+    report = files.markdown.read_text()
+    assert "![Frame weights (paper Figure 3): weights-a b.png](weights-a%20b.png)" in report
+    assert "![t-SNE of pooled vectors (paper Figure 2): tsne-test.png](tsne-test.png)" in report
+    assert "bars-1nn-gone" not in report
+
+    moved = tmp_path / "moved"
+    shutil.move(out, moved)
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (moved / "report.md").read_text())
+    assert len(links) == len(files.bars) + 4
+    assert all((moved / unquote(link)).is_file() for link in links)

@@ -27,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "report",
         help="tables in the paper's layout with its figures beside ours, plots (bars, frame weights, t-SNE)",
         description="Markdown/CSV/JSON tables and PNG bar charts from results files; the paper's "
-        "Figure 3 (frame weights over a waveform) for any audio file; its Figure 2 (t-SNE) from a store.",
+        "Figure 3 (frame weights over a waveform) for any audio file; its Figure 2 (t-SNE) from a "
+        "store. report.md embeds every figure in the output folder. The paper's own figures are "
+        "shown beside ours only for its upstreams, tasks and corpora.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -55,7 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="corpus statistics file (CorpusStats.save) for vq-sif/vq-gp/vq-bp/whitening/softdecay",
     )
     parser.add_argument(
-        "--semantics", help="pooling semantics: paper (default) or reference, see METHODS.md"
+        "--semantics",
+        choices=("paper", "reference"),
+        default="paper",
+        help="partition semantics of METHODS.md (default: paper)",
     )
     weights = parser.add_argument_group("frame weights of one utterance (paper Figure 3)")
     weights.add_argument("--weights", type=Path, metavar="AUDIO", help="audio file to draw")
@@ -96,17 +101,9 @@ def run(args: argparse.Namespace) -> int:
         raise VqpoolError("--weights needs --upstream")
     from vqpool import report  # matplotlib and torch load only when a report is made
 
-    options = {} if args.semantics is None else {"semantics": args.semantics}
-    if args.results:
-        files = report.write_report(args.results, args.out)
-        for table in files.tables:
-            print(report.to_text(table), end="\n\n")
-        if files.results.superseded:
-            print(
-                f"{len(files.results.superseded)} older result row(s) superseded by newer runs (newest timestamp wins)"
-            )
-        print(f"report: {files.markdown}\ntables: {files.csv}\nresults: {files.json}")
-        print("bars: " + ", ".join(map(str, files.bars)))
+    if args.tsne is not None:
+        report.check_tsne_points(args.max_points)
+    # Figures first, so that report.md (written last) embeds them.
     if args.weights is not None:
         drawn = report.draw_frame_weights(
             args.weights,
@@ -116,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             codebook=args.codebook,
             stats=args.stats,
             device=args.device,
-            **options,
+            semantics=args.semantics,
         )
         _print_drawn("frame weights", drawn)
     if args.tsne is not None:
@@ -129,7 +126,21 @@ def run(args: argparse.Namespace) -> int:
             max_points=args.max_points,
             seed=args.seed,
             stats=args.stats,
-            **options,
+            semantics=args.semantics,
         )
         _print_drawn("t-SNE", drawn)
+    if args.results:
+        files = report.write_report(args.results, args.out)
+        for line in report.skipped_lines(files.results.skipped):
+            print(f"vqpool report: {line}", file=sys.stderr)
+        for table in files.tables:
+            print(report.to_text(table), end="\n\n")
+        if files.results.superseded:
+            print(
+                f"{len(files.results.superseded)} older result row(s) superseded by newer runs (newest timestamp wins)"
+            )
+        print(f"report: {files.markdown}\ntables: {files.csv}\nresults: {files.json}")
+        print("bars: " + ", ".join(map(str, files.bars)))
+        if files.figures:
+            print("figures: " + ", ".join(map(str, files.figures)))
     return 0

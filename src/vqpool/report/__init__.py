@@ -1,15 +1,21 @@
 """Reports: the paper's tables with its own figures beside ours, and the paper's figures as PNG.
 
-``write_report`` turns results files into report.md, tables.csv, results.json and bar charts;
+``write_report`` turns results files into report.md, tables.csv, results.json and bar charts
+(report.md embeds them and every other figure in its folder);
 ``plot_frame_weights`` (Figure 3) and ``plot_tsne`` (Figure 2) draw from arrays, and
 ``draw_frame_weights`` / ``draw_tsne`` feed them from an audio file or a feature store
 (``store_vectors`` gives the pooled vectors themselves).
 """
 
 from vqpool.report.build import ReportFiles, write_report
-from vqpool.report.figures import plot_accuracy_bars, plot_frame_weights, plot_tsne
+from vqpool.report.figures import (
+    check_tsne_points,
+    plot_accuracy_bars,
+    plot_frame_weights,
+    plot_tsne,
+)
 from vqpool.report.inputs import Drawn, StoreVectors, draw_frame_weights, draw_tsne, store_vectors
-from vqpool.report.results import Results, load_results
+from vqpool.report.results import Results, Skipped, load_results, skipped_lines
 from vqpool.report.tables import Cell, Table, build_tables, to_markdown, to_text
 
 __all__ = [
@@ -18,14 +24,17 @@ __all__ = [
     "ReportFiles",
     "StoreVectors",
     "Results",
+    "Skipped",
     "Table",
     "build_tables",
+    "check_tsne_points",
     "draw_frame_weights",
     "draw_tsne",
     "load_results",
     "plot_accuracy_bars",
     "plot_frame_weights",
     "plot_tsne",
+    "skipped_lines",
     "store_vectors",
     "to_markdown",
     "to_text",

@@ -1,14 +1,22 @@
-"""``write_report``: results files -> report.md, tables.csv, results.json and one bar chart per table."""
+"""``write_report``: results files -> report.md, tables.csv, results.json and one bar chart per table.
+
+report.md embeds the bar charts and every other figure in the folder (frame weights, t-SNE), by
+relative links, so the folder can be moved or published as it is.
+"""
 
 import csv
 import io
 import json
 import os
 import re
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
-from vqpool.io import atomic_write_text
+from vqpool.errors import VqpoolError
+from vqpool.io import atomic_path, atomic_write_text
 from vqpool.report.figures import plot_accuracy_bars
 from vqpool.report.paper_tables import task_label
 from vqpool.report.results import Results, load_results, parse_timestamp
@@ -25,6 +33,15 @@ class ReportFiles:
     bars: list[Path]  # aligned with tables
     tables: list[Table]
     results: Results
+    figures: list[Path]  # the other PNGs report.md shows (frame weights, t-SNE, ...)
+
+
+BAR_PREFIX = "bars-"
+# Captions for the figures `vqpool report` and the demo name by prefix; others show their name.
+FIGURE_CAPTIONS = {
+    "weights-": "Frame weights (paper Figure 3)",
+    "tsne-": "t-SNE of pooled vectors (paper Figure 2)",
+}
 
 
 def _slug(text: str) -> str:
@@ -35,7 +52,7 @@ def _bar_names(tables: list[Table]) -> list[str]:
     """One file name per table; upstream paths are flattened, so clashes get a number."""
     names: list[str] = []
     for table in tables:
-        stem = f"bars-{_slug(table.protocol)}-{_slug(table.upstream)}"
+        stem = f"{BAR_PREFIX}{_slug(table.protocol)}-{_slug(table.upstream)}"
         name, count = f"{stem}.png", 1
         while name in names:
             count += 1
@@ -87,12 +104,48 @@ def _summary(results: Results) -> str:
             f" {len(results.superseded)} older row(s) were superseded by a newer run of the same"
             " (protocol, upstream, task, method): the newest timestamp wins."
         )
+    if results.skipped:
+        text += f" {len(results.skipped)} line(s) that are not result rows were skipped."
     return text
 
 
-def render_markdown(tables: list[Table], bar_names: list[str], results: Results) -> str:
+def _link(path: Path, out: Path) -> str:
+    """A relative, URL-quoted link from report.md to ``path``."""
+    return quote(path.relative_to(out).as_posix())
+
+
+def _caption(path: Path) -> str:
+    kind = next(
+        (text for prefix, text in FIGURE_CAPTIONS.items() if path.name.startswith(prefix)), None
+    )
+    return f"{kind}: {path.name}" if kind else path.name
+
+
+def _collect_figures(
+    out: Path, figures: Sequence[str | os.PathLike], bars: list[Path]
+) -> list[Path]:
+    """``figures`` (copied into ``out`` when outside it), then the other PNGs already in ``out``.
+
+    Bar charts of earlier runs are left out: their tables may be gone from this report.
+    """
+    chosen: list[Path] = []
+    for figure in map(Path, figures):
+        if not figure.is_file():
+            raise VqpoolError(f"{figure}: no such figure to embed")
+        if not figure.resolve().is_relative_to(out.resolve()):
+            with atomic_path(out / figure.name) as tmp:
+                shutil.copyfile(figure, tmp)
+            figure = out / figure.name
+        chosen.append(out / figure.resolve().relative_to(out.resolve()))
+    present = sorted(path for path in out.glob("*.png") if not path.name.startswith(BAR_PREFIX))
+    return [path for path in dict.fromkeys(chosen + present) if path not in bars]
+
+
+def render_markdown(
+    tables: list[Table], bars: list[Path], results: Results, figures: list[Path], out: Path
+) -> str:
     parts = ["# vqpool report", "", _summary(results), ""]
-    for table, bar in zip(tables, bar_names, strict=True):
+    for table, bar in zip(tables, bars, strict=True):
         parts += [
             f"## {table.title}",
             "",
@@ -100,9 +153,13 @@ def render_markdown(tables: list[Table], bar_names: list[str], results: Results)
             "",
             _runs_line(table),
             "",
-            f"![accuracy per method and task]({bar})",
+            f"![accuracy per method and task]({_link(bar, out)})",
             "",
         ]
+    if figures:
+        parts += ["## Figures", ""]
+    for figure in figures:
+        parts += [f"### {_caption(figure)}", "", f"![{_caption(figure)}]({_link(figure, out)})", ""]
     return "\n".join(parts)
 
 
@@ -115,9 +172,17 @@ def _csv_text(tables: list[Table]) -> str:
 
 
 def write_report(
-    results_paths: list[str | os.PathLike], out_dir: str | os.PathLike = "vqpool-report"
+    results_paths: list[str | os.PathLike],
+    out_dir: str | os.PathLike = "vqpool-report",
+    *,
+    figures: Sequence[str | os.PathLike] = (),
 ) -> ReportFiles:
-    """Merge the results files (newest row wins) and write the report's files into ``out_dir``."""
+    """Merge the results files (newest row wins) and write the report's files into ``out_dir``.
+
+    report.md shows the tables with their bar charts, then ``figures`` (PNGs outside ``out_dir``
+    are copied in) and every other PNG already in ``out_dir``: draw frame weights and t-SNE
+    maps into ``out_dir`` first, or pass them here.
+    """
     results = load_results(results_paths)
     tables = build_tables(results.rows)
     out = Path(out_dir)
@@ -125,11 +190,12 @@ def write_report(
     bars = [
         plot_accuracy_bars(table, out / name) for table, name in zip(tables, names, strict=True)
     ]
+    shown = _collect_figures(out, figures, bars)
     files = ReportFiles(
-        out / "report.md", out / "tables.csv", out / "results.json", bars, tables, results
+        out / "report.md", out / "tables.csv", out / "results.json", bars, tables, results, shown
     )
     merged = [row for table in tables for row in table.rows]  # table order: what the report shows
     atomic_write_text(files.json, json.dumps(merged, indent=1) + "\n")
     atomic_write_text(files.csv, _csv_text(tables))
-    atomic_write_text(files.markdown, render_markdown(tables, names, results))
+    atomic_write_text(files.markdown, render_markdown(tables, bars, results, shown, out))
     return files

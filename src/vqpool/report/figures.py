@@ -17,9 +17,10 @@ from matplotlib.lines import Line2D
 from vqpool.errors import VqpoolError
 from vqpool.io import atomic_path
 from vqpool.report.paper_tables import method_label
-from vqpool.report.tables import Table, column_label
+from vqpool.report.tables import Cell, Table, column_label
 
 DPI = 120
+MIN_TSNE_POINTS = 4  # t-SNE's perplexity must stay below the number of points; fewer says nothing
 
 
 def _save(figure: Figure, out_png: str | os.PathLike) -> Path:
@@ -37,11 +38,26 @@ def _colors(count: int) -> list:
     return [colormaps["turbo"](i / (count - 1)) for i in range(count)]
 
 
+def _label_base(cell: Cell, span: float) -> float:
+    """Where a bar's value label starts: above the bar, or above the paper's tick if it would cross."""
+    above = cell.ours + (cell.std or 0.0)
+    if cell.paper is not None and above - 0.5 < cell.paper < above + span:
+        return cell.paper
+    return above
+
+
 def plot_accuracy_bars(table: Table, out_png: str | os.PathLike) -> Path:
-    """Grouped bars: one group per task (and AVG), one bar per method; the paper's figure as a tick."""
+    """Grouped bars: one group per task (and AVG), one bar per method; the paper's figure as a tick.
+
+    Each bar carries its value (one decimal, upright above the bar) so that differences of a
+    point or two are read, not guessed from bar heights.
+    """
     columns = table.columns()
     width = 0.8 / len(table.methods)
     centres = np.arange(len(columns))
+    drawn = [cell for key, cell in table.cells.items() if key[1] in columns]
+    top = max(max(cell.ours + (cell.std or 0.0), cell.paper or 0.0) for cell in drawn)
+    ylim = max(top, 1.0) * 1.15  # room for the labels above the tallest bar
     figure = Figure(
         figsize=(max(6.0, 2.0 + len(columns) * (0.14 * len(table.methods) + 0.5)), 4.5),
         layout="constrained",
@@ -65,6 +81,18 @@ def plot_accuracy_bars(table: Table, out_png: str | os.PathLike) -> Path:
             color=color,
             label=method_label(method),
         )
+        for x, cell in zip(positions, cells, strict=True):
+            if cell is not None:
+                axes.annotate(
+                    f"{cell.ours:.1f}",
+                    (x, _label_base(cell, 0.1 * ylim)),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    fontsize=6,
+                )
         paper = [
             (x, cell.paper)
             for x, cell in zip(positions, cells, strict=True)
@@ -82,6 +110,7 @@ def plot_accuracy_bars(table: Table, out_png: str | os.PathLike) -> Path:
                 label=None if paper_drawn else "paper",
             )
             paper_drawn = True
+    axes.set_ylim(0, ylim)
     axes.set_xticks(centres, [column_label(table, column) for column in columns])
     axes.set_ylabel("accuracy (%)")
     axes.set_title(f"{table.protocol_title}\n{table.upstream_title}", fontsize="medium")
@@ -146,6 +175,13 @@ def plot_frame_weights(
     return _save(figure, out_png)
 
 
+def check_tsne_points(max_points: int) -> None:
+    if max_points < MIN_TSNE_POINTS:
+        raise VqpoolError(
+            f"max_points (--max-points) is {max_points}: t-SNE needs at least {MIN_TSNE_POINTS} points"
+        )
+
+
 def plot_tsne(
     vectors: dict[str, np.ndarray],
     labels: Sequence,
@@ -160,6 +196,7 @@ def plot_tsne(
     The same (seeded) subset of points is drawn in every panel so that panels compare methods,
     not samples. Cosine distance, as the 1-NN benchmark uses.
     """
+    check_tsne_points(max_points)
     # Imported here: sklearn is slow to import and only t-SNE needs it.
     from sklearn.manifold import TSNE
 
@@ -174,8 +211,8 @@ def plot_tsne(
     keep = np.flatnonzero(np.isin(labels, classes))
     if keep.size > max_points:
         keep = np.sort(np.random.default_rng(seed).choice(keep, max_points, replace=False))
-    if keep.size < 4:
-        raise VqpoolError(f"t-SNE needs at least 4 points, {keep.size} selected")
+    if keep.size < MIN_TSNE_POINTS:
+        raise VqpoolError(f"t-SNE needs at least {MIN_TSNE_POINTS} points, {keep.size} selected")
     if not vectors:
         raise ValueError("no vectors to draw")
     columns = len(vectors) if len(vectors) <= 3 else math.ceil(math.sqrt(len(vectors)))

@@ -14,7 +14,7 @@ import numpy as np
 
 from vqpool.audio import load_audio
 from vqpool.errors import VqpoolError
-from vqpool.report.figures import plot_frame_weights, plot_tsne
+from vqpool.report.figures import check_tsne_points, plot_frame_weights, plot_tsne
 
 if TYPE_CHECKING:
     from vqpool.pooling import CorpusStats
@@ -181,6 +181,8 @@ def store_vectors(
     from vqpool.evaluate.splits import Fold
     from vqpool.pooling import STATS_METHODS
 
+    if max_points is not None and max_points < 1:
+        raise VqpoolError(f"max_points is {max_points}: pick at least one utterance")
     store = open_store(store_path)
     indices = _split_indices(store, split, classes, store_path)
     if max_points is not None and len(indices) > max_points:  # pool only what will be drawn
@@ -224,6 +226,7 @@ def draw_tsne(
     **pool_options,
 ) -> Drawn:
     """Figure 2 from a feature store: pool ``split`` with each method (``store_vectors``) and map it."""
+    check_tsne_points(max_points)  # before minutes of pooling
     pooled = store_vectors(
         store_path,
         methods,

@@ -5,12 +5,24 @@ of our tables and their spelling ("VQ-LP", "SoftDecay") is how methods are label
 """
 
 import csv
+from collections.abc import Mapping
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
+from typing import Any
 
-from vqpool.evaluate.results import upstream_of
-
-PAPER_TASKS = ("kws", "sid", "ic", "er")
+# The paper's corpus for each of its tasks: the same task on another corpus is not comparable.
+PAPER_CORPORA = {"kws": "speechcommands", "sid": "voxceleb1", "ic": "fluent", "er": "iemocap"}
+PAPER_TASKS = tuple(PAPER_CORPORA)
+PAPER_HUB_IDS = {
+    "facebook/wav2vec2-base": "base",
+    "facebook/wav2vec2-large": "large",
+    "facebook/wav2vec2-xls-r-300m": "xlsr",
+}
+# What a local copy's store header must show (Upstream.describe()): hidden size, and hidden
+# states returned (CNN/projection output + transformer blocks). A name alone proves nothing.
+PAPER_SIZES = {"base": (768, 13), "large": (1024, 25), "xlsr": (1024, 25)}
+_FOLDER_NAMES = {hub_id.split("/")[1]: name for hub_id, name in PAPER_HUB_IDS.items()}
 PROTOCOLS = {"1nn": "table1_unsupervised.csv", "probe": "table2_supervised.csv"}
 PROTOCOL_TITLES = {
     "1nn": "Unsupervised, 1-nearest-neighbour (paper Table 1)",
@@ -63,10 +75,46 @@ def task_label(task: str) -> str:
     return task.upper() if task in PAPER_TASKS else task
 
 
-def paper_upstream_of(upstream: str | None, declared: str | None = None) -> str | None:
-    """The paper's name for an upstream: the one the results declare, else the evaluation's rule
-    (hub id or folder name wav2vec2-base, wav2vec2-large (LibriSpeech 960 h), wav2vec2-xls-r-300m)."""
-    return declared if declared is not None else upstream_of({"upstream": upstream})[1]
+def paper_upstream_of(row: Mapping[str, Any]) -> tuple[str | None, str]:
+    """The paper's name for a result row's upstream, or ``None`` and why it is not comparable.
+
+    A hub id of the paper's models is theirs. Anything else (a local folder named like one, or a
+    row declaring ``paper_upstream``) must also show the model's size in its store header.
+    """
+    spec = row.get("upstream")
+    if spec is None:
+        return None, "the results do not name their upstream"
+    described = row.get("store_header", {}).get("upstream")
+    described = described if isinstance(described, Mapping) else {}
+    dim, states = described.get("dim"), described.get("num_layers")
+    folder = _FOLDER_NAMES.get(Path(spec.rstrip("/")).name)
+    name = PAPER_HUB_IDS.get(spec) or row.get("paper_upstream") or folder
+    how = "named like" if name == folder else "declared as"
+    if name not in PAPER_SIZES:
+        return None, (
+            f"{spec} is not one of the paper's upstreams ({', '.join(PAPER_HUB_IDS)}, "
+            "or a local copy of one)"
+        )
+    if spec in PAPER_HUB_IDS and dim is None and states is None:
+        return name, ""
+    hidden, layers = PAPER_SIZES[name]
+    if dim != hidden or states not in (None, layers):
+        shown = "no model size" if dim is None else f"{dim}-dim frames"
+        shown += f" from {states} hidden states" if states is not None else ""
+        return None, (
+            f"{spec} is {how} the paper's {name} model, but its store header shows {shown}, "
+            f"not {hidden}-dim from {layers}"
+        )
+    return name, ""
+
+
+def paper_task_mismatch(task: str, corpus: str | None) -> str | None:
+    """Why the paper has no figure for ``task`` on ``corpus``; ``None`` when it has."""
+    if task not in PAPER_CORPORA:
+        return f"{task} is not one of the paper's tasks"
+    if corpus != PAPER_CORPORA[task]:
+        return f"{task_label(task)} ran on {corpus or 'an unnamed corpus'}, not the paper's {PAPER_CORPORA[task]}"
+    return None
 
 
 def paper_figures(protocol: str, paper_upstream: str | None, method: str) -> dict[str, float]:

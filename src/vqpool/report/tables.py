@@ -1,7 +1,8 @@
 """Results -> tables in the paper's layout: one per (protocol, upstream), methods as rows, tasks as columns.
 
-Each cell holds our accuracy, its standard deviation over seeds (when there is one) and, for the
-paper's upstreams, the paper's own figure, so that renderers only format.
+Each cell holds our accuracy, its standard deviation over seeds (when there is one) and, where
+the row is really comparable (the paper's upstream, task and corpus), the paper's own figure, so
+that renderers only format. Where it is not, the table says why.
 """
 
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from vqpool.report.paper_tables import (
     method_label,
     method_order,
     paper_figures,
+    paper_task_mismatch,
     paper_upstream_of,
     task_label,
 )
@@ -42,6 +44,7 @@ class Table:
     cells: dict[tuple[str, str], Cell]  # (method, task or AVG)
     avg_tasks: dict[str, list[str]]  # the tasks behind each method's AVG
     rows: list[dict]  # the results behind the table
+    no_paper: list[str]  # why paper figures are missing (for the upstream, or some tasks)
 
     @property
     def protocol_title(self) -> str:
@@ -94,33 +97,51 @@ def _average(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def _paper_avg(paper: dict[str, float], tasks: list[str]) -> float | None:
+def _paper_avg(paper: dict[str, float], printed: float | None, tasks: list[str]) -> float | None:
     """The paper's AVG over the same tasks as ours: its printed AVG for all four, else recomputed."""
     if not tasks or any(task not in paper for task in tasks):
         return None
     if sorted(tasks) == sorted(PAPER_TASKS):
-        return paper[AVG]
+        return printed
     return _average([paper[task] for task in tasks])
 
 
+def _paper_upstream(rows: list[dict]) -> tuple[str | None, list[str]]:
+    """The paper's name for the table's upstream when every row agrees on it, else why not."""
+    verdicts = {paper_upstream_of(row) for row in rows}
+    if len(verdicts) > 1:
+        return None, ["the rows of this upstream come from stores with different model headers"]
+    name, why = verdicts.pop()
+    return name, [why] if why else []
+
+
 def build_table(protocol: str, upstream: str, rows: list[dict]) -> Table:
-    declared = next((row["paper_upstream"] for row in rows if row.get("paper_upstream")), None)
-    paper_upstream = paper_upstream_of(upstream, declared)
+    paper_upstream, no_paper = _paper_upstream(rows)
     tasks = _order(sorted({row["task"] for row in rows}), PAPER_TASKS)
     methods = _order(list(dict.fromkeys(row["method"] for row in rows)), method_order(protocol))
     cells: dict[tuple[str, str], Cell] = {}
     avg_tasks: dict[str, list[str]] = {}
     for method in methods:
         paper = paper_figures(protocol, paper_upstream, method)
+        comparable: dict[str, float] = {}  # the paper's figures for the tasks we may compare
         for row in rows:
-            if row["method"] == method:
-                cells[method, row["task"]] = Cell(
-                    row["accuracy"], row.get("std"), paper.get(row["task"])
-                )
+            if row["method"] != method:
+                continue
+            mismatch = paper_task_mismatch(row["task"], row.get("corpus"))
+            if paper and mismatch is not None and mismatch not in no_paper:
+                no_paper.append(mismatch)
+            if mismatch is None and row["task"] in paper:
+                comparable[row["task"]] = paper[row["task"]]
+            cells[method, row["task"]] = Cell(
+                row["accuracy"], row.get("std"), comparable.get(row["task"])
+            )
         avg_tasks[method] = [task for task in tasks if (method, task) in cells]
         ours = _average([cells[method, task].ours for task in avg_tasks[method]])
-        cells[method, AVG] = Cell(ours, None, _paper_avg(paper, avg_tasks[method]))
-    return Table(protocol, upstream, paper_upstream, tasks, methods, cells, avg_tasks, rows)
+        paper_avg = _paper_avg(comparable, paper.get(AVG), avg_tasks[method])
+        cells[method, AVG] = Cell(ours, None, paper_avg)
+    return Table(
+        protocol, upstream, paper_upstream, tasks, methods, cells, avg_tasks, rows, no_paper
+    )
 
 
 def build_tables(rows: list[dict]) -> list[Table]:
@@ -208,10 +229,13 @@ def table_notes(table: Table) -> list[str]:
         notes.append(
             "† mean over only the tasks this method has results for (not in the best-AVG contest)."
         )
+    if table.no_paper:
+        where = "Paper figures left out" if table.has_paper else "No paper figures"
+        notes.append(f"{where}: {'; '.join(table.no_paper)}.")
     notes += [
         f"Note: {CAVEATS[key]}"
         for method in table.methods
-        if (key := (table.protocol, table.paper_upstream, method)) in CAVEATS
+        if table.has_paper and (key := (table.protocol, table.paper_upstream, method)) in CAVEATS
     ]
     return notes
 
