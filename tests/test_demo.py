@@ -25,6 +25,8 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
                  "bars-1nn-logmel.png", "bars-probe-ge2e.png"):
         assert (report / name).stat().st_size > 0, name
     assert (report / "weights-logmel.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (report / "report.md").read_text()
+    assert "(weights-logmel.png)" in markdown and "(tsne-ge2e.png)" in markdown
 
     # A second run reuses the corpus, codebooks and stores, and re-measures the results.
     corpus_mtime = (out / "corpus" / "manifest.csv").stat().st_mtime_ns

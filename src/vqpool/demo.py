@@ -45,6 +45,11 @@ class DemoResult:
     seconds: float
 
 
+def _slug(spec: str) -> str:
+    """A file-name-safe name for an upstream spec such as ``facebook/wav2vec2-base``."""
+    return spec.strip("/").replace("/", "--")
+
+
 def _say(message: str) -> None:
     print(f"[vqpool demo] {message}", file=sys.stderr, flush=True)
 
@@ -106,7 +111,7 @@ def run_demo(
     _say(f"{len(rows)} utterances ({len(train_paths)} for training) from {manifest}")
 
     for spec in settings.upstreams:
-        codebook_path = out / f"codebook-{spec}.pt"
+        codebook_path = out / f"codebook-{_slug(spec)}.pt"
         if not codebook_path.is_file():
             _say(f"{spec}: fitting a {settings.codebooks}x{settings.codebook_size} k-means codebook")
             fit_codebook(
@@ -120,7 +125,9 @@ def run_demo(
             spec, codebook=KMeansCodebook.load(codebook_path), device=settings.device
         )
         _say(f"{spec}: extracting frames and codes")
-        store = extract(rows, upstream, out / f"store-{spec}", resume=True, corpus=corpus, task=task)
+        store = extract(
+            rows, upstream, out / f"store-{_slug(spec)}", resume=True, corpus=corpus, task=task
+        )
         _say(f"{spec}: 1-NN benchmark of all {len(METHODS)} unsupervised methods")
         run_bench(store, "all", results=results, device=settings.device)
         _say(f"{spec}: linear probe of {', '.join(settings.probe_methods)}")
@@ -135,17 +142,22 @@ def run_demo(
             device=settings.device,
         )
 
+    # Figures first, so the report embeds them.
     report_dir = out / "report"
+    test_row = next(row for row in rows if row.get("split") == "test")
+    first = settings.upstreams[0]
+    report.draw_frame_weights(
+        test_row["path"],
+        first,
+        report_dir / f"weights-{_slug(first)}.png",
+        codebook=out / f"codebook-{_slug(first)}.pt",
+    )
+    for spec in settings.upstreams:
+        name = _slug(spec)
+        report.draw_tsne(out / f"store-{name}", report_dir / f"tsne-{name}.png", ["ap", "vq-lp"], split="test")
     files = report.write_report([results], report_dir)
     for table in files.tables:
         print(report.to_text(table), end="\n\n")
-    test_row = next(row for row in rows if row.get("split") == "test")
-    spec = settings.upstreams[0]
-    report.draw_frame_weights(
-        test_row["path"], spec, report_dir / f"weights-{spec}.png", codebook=out / f"codebook-{spec}.pt"
-    )
-    for spec in settings.upstreams:
-        report.draw_tsne(out / f"store-{spec}", report_dir / f"tsne-{spec}.png", ["ap", "vq-lp"], split="test")
     seconds = time.perf_counter() - started
-    _say(f"done in {seconds:.0f} s: report in {report_dir}/report.md, plots beside it")
+    _say(f"done in {seconds:.0f} s: report with its plots in {report_dir}/report.md")
     return DemoResult(results=results, report_dir=report_dir, seconds=seconds)
