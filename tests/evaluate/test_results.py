@@ -41,9 +41,11 @@ def test_row_follows_the_schema() -> None:
             validate_row(row(**bad))
 
 
-def test_paper_upstream_from_hub_id_or_local_folder() -> None:
-    assert upstream_of({"upstream": {"spec": "/models/wav2vec2-xls-r-300m/"}}) == (
-        "/models/wav2vec2-xls-r-300m/", "xlsr")
+def test_paper_upstream_from_hub_id_or_a_local_copy_of_the_right_size() -> None:
+    local = {"spec": "/models/wav2vec2-xls-r-300m/", "dim": 1024, "num_layers": 25}
+    assert upstream_of({"upstream": local}) == ("/models/wav2vec2-xls-r-300m/", "xlsr")
+    tiny = {**local, "dim": 32, "num_layers": 3}  # named like XLS-R, but not the paper's model
+    assert upstream_of({"upstream": tiny}) == ("/models/wav2vec2-xls-r-300m/", None)
     assert upstream_of({"spec": "facebook/wav2vec2-large"}) == ("facebook/wav2vec2-large", "large")
     assert upstream_of({"upstream": "logmel"}) == ("logmel", None)
     assert upstream_of({}) == (None, None)

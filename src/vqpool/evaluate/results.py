@@ -7,8 +7,10 @@ leaves at most one truncated last line, which the reader reports instead of skip
 
 import json
 import os
+import re
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -41,7 +43,6 @@ SCHEMA: dict[str, tuple[type | None, ...]] = {
 }
 
 # The paper's upstreams (../shared/paper/README.md), recognised by hub id or a local folder's name.
-PAPER_UPSTREAMS = {"wav2vec2-base": "base", "wav2vec2-large": "large", "wav2vec2-xls-r-300m": "xlsr"}
 
 
 def validate_row(row: Mapping[str, Any]) -> None:
@@ -84,44 +85,91 @@ def _ends_without_newline(fd: int) -> bool:
     return os.read(fd, 1) != b"\n"
 
 
-def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every row of a results file.
+@dataclass(frozen=True)
+class Skipped:
+    path: Path
+    line: int
+    reason: str
 
-    A line that is not JSON (cut short by an interrupted append) is left out with a warning
-    naming it; a JSON row that misses the schema is an error.
-    """
+    def __str__(self) -> str:
+        return f"skipped line {self.line} of {self.path}: {self.reason}"
+
+
+def parse_timestamp(row: dict) -> datetime:
+    try:  # Python 3.10's fromisoformat does not read a "Z" suffix
+        stamp = datetime.fromisoformat(re.sub(r"[zZ]$", "+00:00", row["timestamp"]))
+    except ValueError as error:
+        where = "/".join(str(row[key]) for key in ("protocol", "upstream", "task", "method"))
+        raise VqpoolError(
+            f"result {where}: timestamp {row['timestamp']!r} is not ISO-8601"
+        ) from error
+    # Naive stamps are taken as UTC so they compare with aware ones.
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+
+
+def _parse(line: bytes) -> dict | str:
+    """The result row on a line, or why the line is not one."""
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    except json.JSONDecodeError:
+        return "not JSON (a write cut short?)"
+    if not isinstance(row, dict):
+        return f"not a result row (a JSON {type(row).__name__})"
+    try:
+        validate_row(row)
+        parse_timestamp(row)
+    except (ValueError, VqpoolError) as error:
+        return str(error)
+    return row
+
+
+def read_rows(path: str | os.PathLike) -> tuple[list[dict], list[Skipped]]:
+    """The result rows of one file and the lines skipped; an error when there is no row at all."""
     path = Path(path)
     if not path.is_file():
         raise VqpoolError(f"{path}: no such results file")
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            warnings.warn(
-                f"{path}: line {number} is not a complete JSON row (an interrupted write?); "
-                "ignored",
-                stacklevel=2,
-            )
-            continue
-        try:
-            validate_row(row)
-        except ValueError as error:
-            raise VqpoolError(f"{path}: line {number}: {error}") from error
-        rows.append(row)
+    rows, skipped = [], []
+    with path.open("rb") as file:
+        for number, line in enumerate(file, start=1):
+            if line.strip():
+                parsed = _parse(line)
+                if isinstance(parsed, dict):
+                    rows.append(parsed)
+                else:
+                    skipped.append(Skipped(path, number, parsed))
+    if not rows:
+        why = f"line {skipped[0].line}: {skipped[0].reason}" if skipped else "the file is empty"
+        more = f" and {len(skipped) - 1} more line(s)" if len(skipped) > 1 else ""
+        raise VqpoolError(f"{path}: no result rows in it ({why}{more})")
+    return rows, skipped
+
+
+def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every row of a results file; each line that is not a row (an interrupted append, a row
+    that misses the schema) is left out with a warning naming it. No row at all is an error."""
+    rows, skipped = read_rows(path)
+    for entry in skipped:
+        warnings.warn(str(entry), stacklevel=2)
     return rows
 
 
 def upstream_of(header: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """``(spec, paper_upstream)`` from a store header, whichever way the upstream is recorded."""
+    """``(spec, paper_upstream)`` from a store header, whichever way the upstream is recorded.
+
+    ``paper_upstream`` follows the report's rule (a paper hub id, or a local copy whose header
+    shows the paper model's size), so a row never claims a comparison the report would refuse.
+    """
+    from vqpool.report.paper_tables import paper_upstream_of  # report imports this module
+
     upstream = header.get("upstream", header.get("spec"))
     spec = upstream.get("spec") if isinstance(upstream, Mapping) else upstream
     if spec is None:
         return None, None
     spec = str(spec)
-    return spec, PAPER_UPSTREAMS.get(Path(spec.rstrip("/")).name)
+    paper, _ = paper_upstream_of({"upstream": spec, "store_header": dict(header)})
+    return spec, paper
 
 
 def versions() -> dict[str, str | None]:
