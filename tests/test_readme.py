@@ -3,8 +3,9 @@
 import re
 from pathlib import Path
 
-import tiny_models
 import torch
+
+import tiny_models
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()

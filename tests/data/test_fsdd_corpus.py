@@ -2,9 +2,9 @@
 
 from collections import Counter
 
-import corpus_trees
 import pytest
 
+import corpus_trees
 from vqpool.data import prepare, task_of
 from vqpool.errors import VqpoolError
 
