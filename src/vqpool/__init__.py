@@ -13,14 +13,34 @@ _PUBLIC = {
     "pool": "vqpool.pooling",
     "frame_weights": "vqpool.pooling",
     "CorpusStats": "vqpool.pooling",
+    "PoolOptions": "vqpool.pooling",
+    "register_method": "vqpool.pooling",
     "heads": "vqpool.pooling.heads",
     "FeatureStore": "vqpool.store",
 }
 
-__all__ = ["CorpusStats", "FeatureStore", "METHODS", "__version__", "frame_weights", "heads", "pool"]
+__all__ = [
+    "METHODS",
+    "CorpusStats",
+    "FeatureStore",
+    "PoolOptions",
+    "__version__",
+    "frame_weights",
+    "heads",
+    "pool",
+    "register_method",
+]
 
 if TYPE_CHECKING:
-    from vqpool.pooling import METHODS, CorpusStats, frame_weights, heads, pool
+    from vqpool.pooling import (
+        METHODS,
+        CorpusStats,
+        PoolOptions,
+        frame_weights,
+        heads,
+        pool,
+        register_method,
+    )
     from vqpool.store import FeatureStore
 
 

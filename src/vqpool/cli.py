@@ -8,9 +8,34 @@ import sys
 from importlib import import_module
 
 from vqpool import __version__
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError, VqpoolError
 
 VERBS = ("demo", "data", "extract", "codebook", "bench", "probe", "report", "reproduce")
+
+# Library errors name Python parameters; the command line shows the flag a user types instead.
+FLAGS = {
+    "a": "--a",
+    "batch_seconds": "--batch-seconds",
+    "batch_size": "--batch-size",
+    "chunk": "--chunk",
+    "codebook": "--codebook",
+    "device": "--device",
+    "epochs": "--epochs",
+    "lr": "--lr",
+    "max_points": "--max-points",
+    "method": "--methods",
+    "methods": "--methods",
+    "on_bad_audio": "--on-bad-audio",
+    "options": "--option",
+    "patience": "--patience",
+    "pooled_only": "--pooled-only",
+    "results": "--results",
+    "resume": "--resume",
+    "seeds": "--seeds",
+    "semantics": "--semantics",
+    "smoothing": "--smoothing",
+    "stats": "--stats",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +63,18 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except VqpoolError as error:
-        print(f"vqpool {args.verb}: error: {error}", file=sys.stderr)
+        print(f"vqpool {args.verb}: error: {describe(error)}", file=sys.stderr)
         return 1
+
+
+def describe(error: VqpoolError) -> str:
+    """The error as a command-line user reads it: with flags in place of parameter names
+    (an option a registered method declares is ``--option NAME=VALUE``)."""
+    from vqpool.pooling.options import is_declared  # imports no torch
+
+    if not isinstance(error, ParameterError):
+        return str(error)
+    return error.render(lambda name: FLAGS.get(name) or (f"--option {name}" if is_declared(name) else name))
 
 if __name__ == "__main__":
     sys.exit(main())

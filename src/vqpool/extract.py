@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from vqpool import distributed
 from vqpool.audio import ON_BAD_AUDIO, load_audio
-from vqpool.errors import BadAudioError, VqpoolError
+from vqpool.errors import BadAudioError, ParameterError, VqpoolError
 from vqpool.store import (
     SHARD_BYTES,
     FeatureStore,
@@ -38,7 +38,7 @@ from vqpool.store import (
 )
 
 if TYPE_CHECKING:
-    from vqpool.pooling import CorpusStats
+    from vqpool.pooling import CorpusStats, PoolOptions
     from vqpool.upstream.base import Upstream
 
 T = TypeVar("T")
@@ -100,6 +100,7 @@ def extract(
     semantics: str = "paper",
     a: float = 1e-3,
     smoothing: float = 1.0,
+    options: Mapping[str, Any] | None = None,
     resume: bool = False,
     on_bad_audio: str = "error",
     corpus: str | None = None,
@@ -112,8 +113,9 @@ def extract(
 
     ``pooled_only`` keeps no frames, only vectors pooled on the fly (always with ``ap``, and
     codes when the upstream has them, so corpus statistics can be fitted later); methods that
-    need corpus statistics require ``stats``; ``semantics``, ``a`` and ``smoothing`` go to
-    ``vqpool.pool`` and are recorded in the header as ``pooled_options``.
+    need corpus statistics require ``stats``; ``semantics``, ``a``, ``smoothing`` and
+    ``options`` (registered methods' own) go to ``vqpool.pool`` and are recorded in the header
+    as ``pooled_options``.
     ``resume`` finishes an interrupted run, and returns a complete store as it is; either way
     the store must come from the same job (upstream, rows, batching, pooling, corpus and task).
     ``on_bad_audio="skip"`` skips unusable files and lists them in the store's ``skipped.csv``.
@@ -121,17 +123,20 @@ def extract(
     rank 0 merges them (see ``vqpool.distributed``).
     ``prefetch`` batches of audio are read and resampled by threads while the model runs.
     """
+    from vqpool.pooling import PoolOptions
+
     if on_bad_audio not in ON_BAD_AUDIO:
-        raise VqpoolError(f"on_bad_audio must be one of {', '.join(ON_BAD_AUDIO)}, not {on_bad_audio!r}")
+        raise ParameterError("on_bad_audio", f"must be one of {', '.join(ON_BAD_AUDIO)}, not {on_bad_audio!r}")
     if stats is not None and pooled_only is None:
-        raise VqpoolError("corpus statistics (--stats) are only used to pool on the fly: add --pooled-only")
+        raise ParameterError("stats", "are only used to pool on the fly: pass {pooled_only} too")
     if (upstream.codebook_size or 0) > np.iinfo(np.int16).max:
         raise VqpoolError(f"codebooks of {upstream.codebook_size} codes do not fit the store's int16 codes")
     if not batch_seconds > 0:
-        raise VqpoolError(f"batch_seconds (--batch-seconds) must be positive, not {batch_seconds}")
+        raise ParameterError("batch_seconds", f"must be positive, not {batch_seconds}")
+    pool_options = PoolOptions(semantics, a, smoothing, extra=options or {})
     pooler = None
     if pooled_only is not None:
-        pooler = _Pooler(pooled_only, stats, upstream, semantics=semantics, a=a, smoothing=smoothing)
+        pooler = _Pooler(pooled_only, stats, upstream, pool_options)
     job = _job(upstream, rows, batch_seconds, pooler)
     rank, world = distributed.rank_and_world()
     finished = _finished(out, {**job, "corpus": corpus, "task": task}, resume=resume, world=world)
@@ -235,50 +240,27 @@ def _header(
 class _Pooler:
     """Pools a batch with ``vqpool.pool`` for pooled-only stores."""
 
-    def __init__(
-        self,
-        methods: Sequence[str],
-        stats: "CorpusStats | None",
-        upstream: "Upstream",
-        *,
-        semantics: str,
-        a: float,
-        smoothing: float,
-    ) -> None:
-        from vqpool.pooling import CODE_METHODS, METHODS, SEMANTICS, STATS_METHODS, output_dim
+    def __init__(self, methods: Sequence[str], stats: "CorpusStats | None", upstream: "Upstream",
+                 options: "PoolOptions") -> None:
+        from vqpool.pooling import Available, output_dim, select_methods
 
-        # Checked here, not by the first pool() call, so that a bad option starts no store.
-        if semantics not in SEMANTICS:
-            raise VqpoolError(f"semantics (--semantics) must be one of {', '.join(SEMANTICS)}, not {semantics!r}")
-        if not a > 0:
-            raise VqpoolError(f"a (--a), the vq-sif parameter, must be positive, not {a}")
-        if not smoothing >= 0:
-            raise VqpoolError(f"smoothing (--smoothing) must be >= 0, not {smoothing}")
-        unknown = [m for m in methods if m not in METHODS]
-        if unknown:
-            raise VqpoolError(f"unknown pooling method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
-        needs_stats = [m for m in methods if m in STATS_METHODS]
-        if needs_stats and stats is None:
-            raise VqpoolError(
-                f"{', '.join(needs_stats)} need(s) corpus statistics of the training split, which "
-                "a pooled-only extraction cannot fit while it runs. Either pass --stats FILE (a "
-                "CorpusStats saved from the training split), or extract without these methods: a "
-                "pooled-only store keeps the AP vectors and codes, from which whitening, softdecay "
-                "and the code statistics are fitted at bench time"
-            )
-        needs_codes = [m for m in methods if m in CODE_METHODS]
-        if needs_codes and not upstream.num_codebooks:
-            raise VqpoolError(
-                f"{', '.join(needs_codes)} need(s) codes, and upstream {upstream.name} has no "
-                "quantizer: pass a k-means codebook (--codebook, see `vqpool codebook fit`)"
-            )
+        # Checked here, not by the first pool() call, so that a bad method starts no store.
+        available = Available(codes=bool(upstream.num_codebooks), stats=stats is not None)
+        chosen = select_methods(methods, available).require(parameter="pooled_only", hints={
+            "stats": "A pooled-only extraction cannot fit them while it runs: pass {stats} (a "
+                     "CorpusStats of the training split, `vqpool stats fit`), or leave these "
+                     "methods out: a pooled-only store keeps the AP vectors and codes, from which "
+                     "whitening, softdecay and the code statistics are fitted at bench time",
+            "codes": f"Upstream {upstream.name} has no quantizer: pass a k-means {{codebook}} "
+                     "(`vqpool codebook fit`)",
+        })
         if stats is not None and upstream.num_codebooks and stats.num_codebooks:
             # Codes of the wrong shape would only fail mid-run; check once up front.
             stats.check_codes(torch.full((1, 1, upstream.num_codebooks), upstream.codebook_size - 1))
-        self.methods = ["ap", *(m for m in dict.fromkeys(methods) if m != "ap")]
+        self.methods = ["ap", *(m for m in chosen if m != "ap")]
         self.stats = stats
         self.dims = {m: output_dim(m, upstream.dim) for m in self.methods}
-        self.pool_options = {"semantics": semantics, "a": float(a), "smoothing": float(smoothing)}
+        self.pool_options = options.as_dict()
         self.options = {"methods": self.methods, "stats": None if stats is None else _stats_id(stats),
                         **self.pool_options}
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from vqpool.errors import VqpoolError
 
 CORPUS_OF_TASK = {"kws": "speechcommands", "sid": "voxceleb1", "ic": "fluent", "er": "iemocap"}
-PROBE_METHODS = ("ap", "sp", "vq-lp", "sap", "asp", "vap")
 
 
 def reproduce(
@@ -69,7 +68,7 @@ def reproduce(
             batch_seconds=batch_seconds, on_bad_audio=on_bad_audio,
         )
         run_bench(store, "all", task=task, results=results, device=device)
-        run_probe(store, PROBE_METHODS, task=task, seeds=seeds, results=results, device=device)
+        run_probe(store, task=task, seeds=seeds, results=results, device=device)
     files = write_report([results], work / "report")
     for table in files.tables:
         print(to_text(table), end="\n\n")

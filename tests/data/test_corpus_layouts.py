@@ -3,9 +3,9 @@
 import shutil
 from collections import Counter
 
-import corpus_trees
 import pytest
 
+import corpus_trees
 from vqpool.data import CORPORA, TASK_OF_CORPUS, folds, prepare, summarize, task_of
 from vqpool.data.speechcommands import WORDS
 from vqpool.errors import VqpoolError

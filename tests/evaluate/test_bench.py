@@ -111,7 +111,7 @@ def test_rows_are_appended_to_the_store_results(tmp_path) -> None:
 def test_errors_name_the_problem() -> None:
     store, _ = toy_store(12, seed=5)
     splits = [["train"] * 8 + ["test"] * 4]
-    with pytest.raises(VqpoolError, match="unknown method"):
+    with pytest.raises(VqpoolError, match="is not a pooling method"):
         run_bench(store, ["mean"], splits=splits, write=False, progress=False)
     store.codes = None
     with pytest.raises(VqpoolError, match="vq-lp needs codes"):

@@ -72,7 +72,23 @@ def test_user_errors_are_one_line(store: Path, capsys: pytest.CaptureFixture) ->
                  "--results", "/dev/null"]) == 1
     assert "folds 1..1" in capsys.readouterr().err
     assert main(["probe", "--store", str(store), "--methods", "mean"]) == 1
-    assert "unknown method" in capsys.readouterr().err
+    assert "--methods 'mean' is not a pooling method" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--a", "0"], "error: --a must be a positive number; got 0.0"),
+    (["--smoothing", "-1"], "error: --smoothing must be a finite number >= 0"),
+    (["--semantics", "papers"], "error: --semantics must be one of paper, reference; got 'papers'"),
+    (["--chunk", "0"], "error: --chunk must be at least 1"),
+    (["--device", "bogus"], "error: --device 'bogus' is not a torch device"),
+    (["--option", "beta=1"], "error: beta is not a pooling option"),
+    (["--option", "beta"], "error: --option 'beta': write NAME=VALUE"),
+])
+def test_library_errors_reach_the_cli_with_its_flags(store: Path, capsys: pytest.CaptureFixture,
+                                                    argv: list[str], message: str) -> None:
+    assert main(["bench", "--store", str(store), "--methods", "ap", *argv]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
 
 
 def test_bench_a_pooled_only_store(stores: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
@@ -90,7 +106,7 @@ def test_bench_all_on_a_pooled_only_store(stores: dict[str, Path], tmp_path: Pat
     assert main(["bench", "--store", str(stores["pooled"]), "--results", str(results)]) == 0
     assert [row["method"] for row in read_results(results)] == ["ap", "whitening", "softdecay", "vq-lp"]
     note = capsys.readouterr().err
-    assert "leaves out sp, vq-squash-and" in note and "extract without --pooled-only" in note
+    assert "leaving out sp, vq-squash-and" in note and "keeps pooled vectors only" in note
 
 
 @pytest.mark.parametrize("argv", [

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from vqpool.errors import VqpoolError
+from vqpool.pooling import HEADS
 from vqpool.pooling.heads import (
-    HEADS,
     AttentiveStatisticsPooling,
     SelfAttentivePooling,
     VectorAttentivePooling,
@@ -129,5 +129,5 @@ def test_build_head():
     assert isinstance(build_head("sap", 4), SelfAttentivePooling)
     assert isinstance(build_head("asp", 4), AttentiveStatisticsPooling)
     assert isinstance(build_head("vap", 4), VectorAttentivePooling)
-    with pytest.raises(VqpoolError, match="unknown pooling head 'xap'"):
+    with pytest.raises(VqpoolError, match="'xap' is not a pooling head; choose from sap, asp, vap"):
         build_head("xap", 4)

@@ -6,18 +6,18 @@ import torch
 import vqpool
 from vqpool.errors import VqpoolError
 from vqpool.pooling import (
-    CODE_METHODS,
     HEADS,
     METHODS,
     SEMANTICS,
-    STATS_METHODS,
-    WEIGHTED_METHODS,
     CorpusStats,
     baselines,
     frame_weights,
+    get_method,
     output_dim,
     pool,
 )
+
+CODE_METHODS = [m for m in METHODS if get_method(m).needs_codes]
 
 B, L, D, G, V = 3, 7, 5, 2, 4
 
@@ -42,10 +42,13 @@ def test_exports():
         "ap", "sp", "whitening", "softdecay", "vq-squash-and", "vq-squash-or", "vq-allsquash-and",
         "vq-allsquash-or", "vq-sif", "vq-lp", "vq-gp", "vq-bp",
     )  # fmt: skip
-    assert set(WEIGHTED_METHODS) == {"ap", *CODE_METHODS} and set(CODE_METHODS) == {
+    weighted = {m for m in METHODS if get_method(m).weights is not None}
+    assert weighted == {"ap", *CODE_METHODS} and set(CODE_METHODS) == {
         m for m in METHODS if m.startswith("vq-")
     }
-    assert set(STATS_METHODS) == {"whitening", "softdecay", "vq-sif", "vq-gp", "vq-bp"}
+    assert {m for m in METHODS if get_method(m).needs_stats} == {
+        "whitening", "softdecay", "vq-sif", "vq-gp", "vq-bp"
+    }
     assert HEADS == ("sap", "asp", "vap") and SEMANTICS == ("paper", "reference")
     assert vqpool.METHODS is METHODS and vqpool.pool is pool and vqpool.CorpusStats is CorpusStats
 
@@ -118,7 +121,7 @@ def test_smoothing_zero_with_unseen_codes_is_an_error(batch):
     ("change", "message"),
     [
         (dict(method="max"), "'max' is not a pooling method; choose from ap, sp"),
-        (dict(semantics="figure"), "semantics 'figure' is unknown"),
+        (dict(semantics="figure"), "semantics must be one of paper, reference; got 'figure'"),
         (dict(frames=torch.zeros(B, L)), "frames must be a float tensor"),
         (dict(frames=torch.zeros(B, L, D, dtype=torch.long)), "frames must be a float tensor"),
         (dict(lengths=torch.tensor([7.0, 3.0, 1.0])), "lengths must be an integer tensor"),
@@ -126,7 +129,7 @@ def test_smoothing_zero_with_unseen_codes_is_an_error(batch):
         (dict(lengths=torch.tensor([7, 3])), "2 entries for a batch of 3"),
         (dict(lengths=torch.tensor([7, 0, 1])), r"lengths must lie in \[1, L=7\]"),
         (dict(lengths=torch.tensor([8, 3, 1])), r"lengths must lie in \[1, L=7\]"),
-        (dict(codes=None), "needs codes"),
+        (dict(codes=None), "codes are needed by method 'vq-lp'"),
         (dict(codes=torch.zeros(B, L, G)), "codes must be an integer tensor"),
         (dict(codes=torch.zeros(B, L, G, dtype=torch.bool)), "codes must be an integer tensor"),
         (
@@ -137,9 +140,11 @@ def test_smoothing_zero_with_unseen_codes_is_an_error(batch):
         ),
         (dict(codes=torch.zeros(B, L + 1, G, dtype=torch.long)), "codes have shape"),
         (dict(codes=torch.full((B, L, G), -1)), "non-negative"),
-        (dict(method="vq-gp", stats=None), "'vq-gp' needs corpus statistics"),
-        (dict(method="vq-sif", a=0.0), "a must be positive"),
-        (dict(method="vq-gp", smoothing=-1.0), "smoothing must be >= 0"),
+        (dict(method="vq-gp", stats=None), "stats is needed by method 'vq-gp'"),
+        (dict(method="vq-sif", a=0.0), "a must be a positive number"),
+        (dict(method="vq-gp", smoothing=-1.0), "smoothing must be a finite number >= 0"),
+        (dict(method="ap", smoothing=float("inf")), "smoothing must be a finite number >= 0"),
+        (dict(method="ap", beta=1.0), "beta is not a pooling option"),
         (dict(method="vq-gp", codes=torch.full((B, L, G), V)), "V=4"),
         (dict(method="vq-bp", codes=torch.zeros(B, L, G + 1, dtype=torch.long)), "G=3"),
     ],
@@ -168,7 +173,7 @@ def test_padding_codes_are_never_read(batch):
 
 def test_frame_weights_rejects_methods_without_weights(batch, stats):
     _, lengths, codes = batch
-    with pytest.raises(VqpoolError, match="weighted-average method"):
+    with pytest.raises(VqpoolError, match="not a weighted average of frames"):
         frame_weights(lengths, codes, "sp")
 
 

@@ -6,7 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pooling_batches import code_batches, fit_stats, frames_for
 
-from vqpool.pooling import SEMANTICS, WEIGHTED_METHODS, frame_weights, pool
+from vqpool.pooling import METHODS, SEMANTICS, frame_weights, get_method, pool
+
+WEIGHTED_METHODS = [m for m in METHODS if get_method(m).weights is not None]
 
 PERMUTATION_INVARIANT = ("vq-allsquash-and", "vq-allsquash-or", "vq-lp", "vq-gp", "vq-bp", "vq-sif")
 PARTITION_METHODS = ("vq-squash-and", "vq-squash-or", "vq-allsquash-and", "vq-allsquash-or")

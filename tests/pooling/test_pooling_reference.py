@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pooling_batches import code_batches, fit_stats, frames_for, utterance
 
-from vqpool.pooling import SEMANTICS, WEIGHTED_METHODS, frame_weights, partitions, pool
+from vqpool.pooling import METHODS, SEMANTICS, frame_weights, get_method, partitions, pool
+
+WEIGHTED_METHODS = [m for m in METHODS if get_method(m).weights is not None]
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)

@@ -139,12 +139,12 @@ def test_bad_output_folder_batch_size_and_options_are_refused(fsdd_root, tmp_pat
     (tmp_path / "file").write_text("")
     refusals = {
         "file: is a file, not a store folder": ["--out", str(tmp_path / "file")],
-        "batch_seconds (--batch-seconds) must be positive, not 0.0": ["--out", str(tmp_path / "s"),
-                                                                      "--batch-seconds", "0"],
+        "error: --batch-seconds must be positive, not 0.0": ["--out", str(tmp_path / "s"),
+                                                             "--batch-seconds", "0"],
         "must be positive, not -1.0": ["--out", str(tmp_path / "s"), "--batch-seconds", "-1"],
         "--semantics, --a only apply to pooling on the fly: add --pooled-only": [
             "--out", str(tmp_path / "s"), "--semantics", "reference", "--a", "0.1"],
-        "a (--a), the vq-sif parameter, must be positive, not 0.0": [
+        "error: --a must be a positive number; got 0.0": [
             "--out", str(tmp_path / "s"), "--pooled-only", "ap", "--a", "0"],
     }
     for message, refused in refusals.items():
@@ -286,7 +286,8 @@ def test_pooled_only_stores_vectors_ap_and_codes_but_no_frames(fsdd_root, tmp_pa
 
     # Methods that need corpus statistics: refused without them, pooled with counts fitted on
     # the codes a pooled-only store keeps.
-    with pytest.raises(VqpoolError, match="vq-gp need.* --stats FILE"):
+    with pytest.raises(VqpoolError, match="pooled_only names methods that cannot run: vq-gp needs "
+                                          "corpus statistics.* pass stats"):
         extract(rows, upstream, tmp_path / "gp", pooled_only=["vq-gp"], progress=False)
     train = pooled.indices(split="train")
     stats = CorpusStats.fit(((f, n, c) for f, n, c, _ in pooled.batches(train)),

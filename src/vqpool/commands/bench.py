@@ -14,12 +14,14 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", help="task name (default: the store's task or corpus)")
     parser.add_argument("--fold", default="all",
                         help="fold number(s), counted from 1, comma separated, or 'all' (default)")
-    parser.add_argument("--semantics", choices=("paper", "reference"),
-                        help="partition semantics of METHODS.md (default: paper, or what a "
+    parser.add_argument("--semantics",
+                        help="paper or reference: the partition semantics (default: paper, or what a "
                         "pooled-only store was pooled with; likewise for --a and --smoothing)")
     parser.add_argument("--a", type=float, help="vq-sif parameter a (default: 1e-3)")
     parser.add_argument("--smoothing", type=float,
                         help="added to every corpus code count (default: 1)")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="an option of a registered pooling method (repeatable)")
     parser.add_argument("--include-validation", action="store_true",
                         help="fit corpus statistics on training + validation (the reference "
                         "implementation's choice; default: training only)")
@@ -34,10 +36,24 @@ def common_options(args: argparse.Namespace) -> dict:
         "semantics": args.semantics,
         "a": args.a,
         "smoothing": args.smoothing,
+        "options": method_options(args.option),
         "include_validation": args.include_validation,
         "device": args.device,
         "results": args.results,
     }
+
+
+def method_options(pairs: list[str]) -> dict[str, str]:
+    """``--option NAME=VALUE`` pairs; pooling parses each value to its option's type."""
+    from vqpool.errors import VqpoolError
+
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise VqpoolError(f"--option {pair!r}: write NAME=VALUE, e.g. --option power=0.5")
+        options[name.strip()] = value.strip()
+    return options
 
 
 def method_list(text: str) -> list[str] | str:

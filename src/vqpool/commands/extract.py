@@ -51,11 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated pooling methods: store their vectors, no frames")
     parser.add_argument("--stats", type=Path,
                         help="a saved CorpusStats, for --pooled-only methods that need corpus statistics")
-    parser.add_argument("--semantics", choices=("paper", "reference"),
-                        help="with --pooled-only: partition semantics of METHODS.md (default: paper)")
+    parser.add_argument("--semantics",
+                        help="with --pooled-only: paper (default) or reference, the partition "
+                        "semantics of the reference implementation")
     parser.add_argument("--a", type=float, help="with --pooled-only: vq-sif parameter a (default: 1e-3)")
     parser.add_argument("--smoothing", type=float,
                         help="with --pooled-only: added to every corpus code count (default: 1.0)")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="with --pooled-only: an option of a registered pooling method (repeatable)")
     parser.add_argument("--resume", action="store_true", help="finish an interrupted extraction")
     parser.add_argument("--on-bad-audio", choices=("error", "skip"), default="error",
                         help="stop at an unusable file (default) or skip it and list it in skipped.csv")
@@ -77,9 +80,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.upstream is None or (args.manifest is None and args.corpus is None):
         raise VqpoolError("extract needs --upstream and either --manifest or --corpus with --root")
+    from vqpool.commands.bench import method_options
+
     pool_options = {k: v for k in ("semantics", "a", "smoothing") if (v := getattr(args, k)) is not None}
-    if pool_options and not args.pooled_only:
-        raise VqpoolError(f"--{', --'.join(pool_options)} only apply to pooling on the fly: add --pooled-only")
+    options = method_options(args.option)
+    if (pool_options or options) and not args.pooled_only:
+        given = [f"--{k}" for k in pool_options] + (["--option"] if options else [])
+        raise VqpoolError(f"{', '.join(given)} only apply to pooling on the fly: add --pooled-only")
     complete = store_status(args.out) == "complete"  # reused as it is when made by this same job
     rows, corpus, task = _rows(args)
     with distributed.session(args.device) as device:
@@ -93,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             pooled_only=args.pooled_only.split(",") if args.pooled_only else None,
             stats=_stats(args.stats),
             **pool_options,
+            options=options,
             resume=args.resume or complete,
             on_bad_audio=args.on_bad_audio,
             corpus=corpus,

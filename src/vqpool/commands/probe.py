@@ -22,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(parser)
-    parser.add_argument("--methods", default="ap,sp,vq-lp,sap,asp,vap",
-                        help="comma-separated methods and heads (default: ap,sp,vq-lp,sap,asp,vap)")
+    parser.add_argument("--methods",
+                        help="comma-separated methods and heads, or 'all' (default: the paper's "
+                        "Table 2, ap,sp,vq-lp,sap,asp,vap)")
     parser.add_argument("--seeds", type=int, default=3, help="training runs per method (default: 3)")
     parser.add_argument("--epochs", type=int, help="epochs (default: the task's)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (default: the task's)")
@@ -37,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from vqpool.evaluate.probe import run_probe
     from vqpool.evaluate.results import format_table
 
-    rows = run_probe(args.store, method_list(args.methods), seeds=args.seeds, lr=args.lr,
+    methods = None if args.methods is None else method_list(args.methods)
+    rows = run_probe(args.store, methods, seeds=args.seeds, lr=args.lr,
                      batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
                      **common_options(args))
     print(format_table(rows))

@@ -58,10 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--semantics",
-        choices=("paper", "reference"),
         default="paper",
-        help="partition semantics of METHODS.md (default: paper)",
+        help="paper (default) or reference: the partition semantics",
     )
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="an option of a registered pooling method (repeatable)")
     weights = parser.add_argument_group("frame weights of one utterance (paper Figure 3)")
     weights.add_argument("--weights", type=Path, metavar="AUDIO", help="audio file to draw")
     weights.add_argument(
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None and not args.upstream:
         raise VqpoolError("--weights needs --upstream")
     from vqpool import report  # matplotlib and torch load only when a report is made
+    from vqpool.commands.bench import method_options
 
     if args.tsne is not None:
         report.check_tsne_points(args.max_points)
@@ -114,19 +116,21 @@ def run(args: argparse.Namespace) -> int:
             stats=args.stats,
             device=args.device,
             semantics=args.semantics,
+            **method_options(args.option),
         )
         _print_drawn("frame weights", drawn)
     if args.tsne is not None:
         drawn = report.draw_tsne(
             args.tsne,
             args.out / f"tsne-{args.split}.png",
-            args.methods or ["ap", "vq-lp"],
+            args.methods,
             split=args.split,
             classes=args.classes,
             max_points=args.max_points,
             seed=args.seed,
             stats=args.stats,
             semantics=args.semantics,
+            **method_options(args.option),
         )
         _print_drawn("t-SNE", drawn)
     if args.results:

@@ -11,7 +11,7 @@ _PUBLIC = {
     "one_nn_accuracy": "vqpool.evaluate.knn",
     "pool_split": "vqpool.evaluate.pooled",
     "fit_stats": "vqpool.evaluate.pooled",
-    "PoolOptions": "vqpool.evaluate.options",
+    "PoolOptions": "vqpool.pooling",
     "run_bench": "vqpool.evaluate.bench",
     "run_probe": "vqpool.evaluate.probe",
     "train_probe": "vqpool.evaluate.probe",

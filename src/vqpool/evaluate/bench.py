@@ -1,29 +1,16 @@
 """The unsupervised benchmark (paper Table 1): pool, then exact cosine 1-NN, fold by fold."""
 
-import sys
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from vqpool.evaluate.knn import one_nn_accuracy
-from vqpool.evaluate.options import (
-    at_least,
-    check_device,
-    check_methods,
-    require_methods,
-    resolve_pool_options,
-)
-from vqpool.evaluate.pooled import (
-    AP_TRANSFORMS,
-    FoldPooler,
-    open_store,
-    store_path,
-    verb,
-    write_rows,
-)
+from vqpool.evaluate.options import at_least, check_device, resolve_pool_options
+from vqpool.evaluate.pooled import FoldPooler, open_store, store_offers, store_path, write_rows
 from vqpool.evaluate.results import make_row
 from vqpool.evaluate.splits import (
     encode_labels,
@@ -31,23 +18,9 @@ from vqpool.evaluate.splits import (
     resolve_task,
     select_folds,
 )
-from vqpool.pooling import CODE_METHODS, METHODS
+from vqpool.pooling import select_methods
 
-
-def all_methods(store: Any) -> tuple[list[str], dict[str, list[str]]]:
-    """What ``--methods all`` means for a store: every method it can give, and the others
-    grouped by the reason they are left out."""
-    left_out: dict[str, list[str]] = {}
-    for method in METHODS:
-        if not store.has_frames and method not in (*store.pooled_methods, *AP_TRANSFORMS):
-            reason = "frames (the store keeps pooled vectors only: extract without --pooled-only)"
-        elif store.num_codebooks is None and method in CODE_METHODS:
-            reason = "codes (the store has none: extract with a quantizer or a k-means codebook)"
-        else:
-            continue
-        left_out.setdefault(reason, []).append(method)
-    kept = [m for m in METHODS if not any(m in group for group in left_out.values())]
-    return kept, left_out
+log = logging.getLogger(__name__)
 
 
 def run_bench(
@@ -60,6 +33,7 @@ def run_bench(
     semantics: str | None = None,
     a: float | None = None,
     smoothing: float | None = None,
+    options: Mapping[str, Any] | None = None,
     include_validation: bool = False,
     device: str | torch.device = "cpu",
     chunk: int | None = None,
@@ -76,34 +50,32 @@ def run_bench(
     label of its most cosine-similar training vector. ``accuracy`` is the mean over folds.
     Leave-one-session-out folds (rows with a ``session``) hold validation rows out for the probe
     only: here every training session's rows are training rows, as in the paper.
-    ``methods="all"`` is every method the store can give (a note on stderr lists the others).
-    ``semantics``, ``a`` and ``smoothing`` default to METHODS.md's (paper, 1e-3, 1), or for a
-    pooled-only store to those it was pooled with; a stored method refuses other values.
+    ``methods="all"`` is every registered method the store can give (a logged note lists the
+    others). ``semantics``, ``a`` and ``smoothing`` default to METHODS.md's (paper, 1e-3, 1), or
+    for a pooled-only store to those it was pooled with; a stored method refuses other values.
+    ``options`` holds the options that registered methods declare.
     Rows are appended to ``results`` (default ``STORE/results.jsonl``) unless ``write`` is False.
     """
     device = check_device(device)
     if chunk is not None:
-        at_least("--chunk", chunk, 1)
+        at_least("chunk", chunk, 1)
     if max_frames is not None:
         at_least("max_frames", max_frames, 1)
     store = open_store(store)
     where = str(store_path(store) or "the store")
+    selection = select_methods(methods, store_offers(store))
     if methods == "all":
-        methods, left_out = all_methods(store)
-        for reason, names in left_out.items():
-            print(f"note: --methods all leaves out {verb(names, 'which needs', 'which need')} "
-                  f"{reason}", file=sys.stderr)
-    else:
-        methods = check_methods([methods] if isinstance(methods, str) else list(methods))
-    require_methods(methods)
-    options, pooled_with = resolve_pool_options(store, methods, semantics=semantics, a=a,
-                                                smoothing=smoothing, where=where)
+        for reason in selection.reasons():
+            log.info("note: leaving out %s", reason)
+    methods = selection.require(where)
+    resolved, pooled_with = resolve_pool_options(store, methods, semantics=semantics, a=a,
+                                                 smoothing=smoothing, options=options, where=where)
     chosen = select_folds(store.meta, folds, splits, where=where)
     if splits is None and holds_out_validation(store.meta):
         # Leave-one-session-out: the paper's reference set is every training session.
         chosen = [fold.without_validation() for fold in chosen]
     labels, _ = encode_labels(store.meta, sorted({i for fold in chosen for i in fold.used}))
-    pooler = FoldPooler(store, methods, options, include_validation=include_validation,
+    pooler = FoldPooler(store, methods, resolved, include_validation=include_validation,
                         device=device, max_frames=max_frames, progress=progress)
     task = resolve_task(store, task)
 

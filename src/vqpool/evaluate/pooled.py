@@ -14,17 +14,20 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from vqpool.errors import VqpoolError
-from vqpool.evaluate.options import DEFAULT_OPTIONS, PoolOptions, check_methods
+from vqpool.errors import ParameterError
 from vqpool.evaluate.results import append_result
 from vqpool.evaluate.splits import Fold
-from vqpool.pooling import CODE_METHODS, STATS_METHODS, CorpusStats, pool
-from vqpool.pooling.baselines import soft_decay, whiten
+from vqpool.pooling import (
+    DEFAULT_OPTIONS,
+    Available,
+    CorpusStats,
+    PoolOptions,
+    get_method,
+    pool,
+    select_methods,
+)
 
 Batch = tuple[Tensor, Tensor, Tensor | None, list[int]]
-
-# Baselines that only transform an utterance's AP vector, so pooled-only stores can derive them.
-AP_TRANSFORMS = ("whitening", "softdecay")
 
 
 def progress_bar(progress: bool = True, **options: Any) -> tqdm:
@@ -32,9 +35,15 @@ def progress_bar(progress: bool = True, **options: Any) -> tqdm:
     return tqdm(disable=None if progress else True, leave=False, **options)
 
 
-def verb(names: Sequence[str], singular: str, plural: str) -> str:
-    """``"vq-lp needs"``, ``"vq-lp, vq-gp need"``."""
-    return f"{', '.join(names)} {singular if len(names) == 1 else plural}"
+def store_offers(store: Any, *, training: bool = False) -> Available:
+    """What a store can pool from (the registry decides which methods that allows)."""
+    return Available(
+        frames=store.has_frames,
+        pooled=() if store.has_frames else tuple(store.pooled_methods),
+        codes=store.num_codebooks is not None,
+        stats=True,  # fitted on the training rows
+        training=training,
+    )
 
 
 def pool_split(
@@ -110,51 +119,37 @@ class FoldPooler:
 
     ``vectors(fold)`` returns ``{method: fp32 [len(store), D']}`` filled on the fold's rows.
     Methods without corpus statistics are pooled in the first pass and cached for later folds;
-    statistics are fitted once per fold, on its training rows (plus validation if asked).
+    statistics are fitted once per fold, on its training rows (plus validation if asked),
+    unless ``stats`` gives them.
     """
 
     def __init__(self, store: Any, methods: Sequence[str], options: PoolOptions = DEFAULT_OPTIONS,
                  *, include_validation: bool = False, device: str | torch.device = "cpu",
-                 max_frames: int | None = None, progress: bool = True) -> None:
+                 max_frames: int | None = None, progress: bool = True,
+                 stats: CorpusStats | None = None) -> None:
         self.store = store
-        self.methods = check_methods(methods)
+        where = str(store_path(store) or "the store")
+        self.methods = select_methods(methods, store_offers(store)).require(where)
         self.options = options
         self.include_validation = include_validation
         self.device = device
         self.max_frames = max_frames
         self.progress = progress
+        self.stats = stats
         self.seconds: dict[str, float] = {}
         self._fixed: dict[str, Tensor] = {}
         self._done = torch.zeros(len(store), dtype=torch.bool)
-        self._check_store()
-
-    def _check_store(self) -> None:
-        if self.store.num_codebooks is None:
-            needs_codes = [m for m in self.methods if m in CODE_METHODS]
-            if needs_codes:
-                raise VqpoolError(
-                    f"{verb(needs_codes, 'needs', 'need')} codes and the store has none: extract "
-                    "with an upstream that has a quantizer or a k-means codebook"
-                )
-        if not self.store.has_frames:
-            available = set(self.store.pooled_methods) | set(AP_TRANSFORMS)
-            missing = [m for m in self.methods if m not in available]
-            if missing:
-                raise VqpoolError(
-                    f"the store keeps pooled vectors only ({', '.join(self.store.pooled_methods)}); "
-                    f"{verb(missing, 'needs', 'need')} frames: extract again without --pooled-only"
-                )
 
     def vectors(self, fold: Fold, rows: Sequence[int] | None = None) -> dict[str, Tensor]:
         """``{method: fp32 [len(store), D']}`` holding the pooled ``rows`` (default: all of the
         fold's rows) with statistics fitted on the fold's training rows; other rows are zero."""
         rows = sorted(fold.used if rows is None else rows)
-        stats_methods = [m for m in self.methods if m in STATS_METHODS]
+        stats_methods = [m for m in self.methods if get_method(m).needs_stats]
         # A pooled-only store may hold some statistics methods already pooled at extraction.
         to_fit = [m for m in stats_methods
                   if self.store.has_frames or m not in self.store.pooled_methods]
-        stats = None
-        if to_fit:
+        stats = self.stats
+        if to_fit and stats is None:
             start = time.perf_counter()
             stats = fit_stats(self.store, fold.fit_indices(self.include_validation),
                               progress=self.progress, max_frames=self.max_frames)
@@ -166,7 +161,7 @@ class FoldPooler:
 
     def _pool_frames(self, rows: list[int], stats: CorpusStats | None,
                      stats_methods: list[str]) -> dict[str, Tensor]:
-        fixed = [m for m in self.methods if m not in STATS_METHODS]
+        fixed = [m for m in self.methods if not get_method(m).needs_stats]
         todo = [r for r in rows if not self._done[r]] if fixed else []
         # One pass when the fold-free methods need the same rows (always so for a single fold).
         passes = ([(fixed + stats_methods, rows)] if todo == rows else
@@ -193,12 +188,10 @@ class FoldPooler:
         if method in self.store.pooled_methods:
             vectors = self._stored(method)
         else:
+            # What the registry let through here is a transform of the stored AP vectors.
             ap, index = self._stored("ap"), torch.tensor(rows, dtype=torch.long)
             vectors = torch.zeros_like(ap)
-            if method == "whitening":
-                vectors[index] = whiten(ap[index], stats).float()
-            else:
-                vectors[index] = soft_decay(ap[index], stats, self.options.semantics).float()
+            vectors[index] = get_method(method).transform(ap[index], stats, self.options).float()
         self.seconds[method] = self.seconds.get(method, 0.0) + time.perf_counter() - start
         return vectors
 
@@ -228,7 +221,7 @@ def write_rows(store: Any, rows: list[dict[str, Any]], results: str | Path | Non
     if results is None:
         folder = store_path(store)
         if folder is None:
-            raise VqpoolError("the store has no folder to hold results.jsonl: pass --results PATH")
+            raise ParameterError("results", "must name a file: the store has no folder to hold results.jsonl")
         results = folder / "results.jsonl"
     for row in rows:
         append_result(results, row)

@@ -17,26 +17,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vqpool.errors import VqpoolError
-from vqpool.evaluate.options import (
-    at_least,
-    check_device,
-    check_methods,
-    positive,
-    require_methods,
-    resolve_pool_options,
-)
+from vqpool.errors import ParameterError
+from vqpool.evaluate.options import at_least, check_device, positive, resolve_pool_options
 from vqpool.evaluate.pooled import (
     FoldPooler,
     open_store,
     progress_bar,
+    store_offers,
     store_path,
-    verb,
     write_rows,
 )
 from vqpool.evaluate.results import make_row
 from vqpool.evaluate.splits import encode_labels, resolve_task, select_folds
-from vqpool.pooling import HEADS, METHODS
+from vqpool.pooling import get_method, method_names, select_methods
 from vqpool.pooling.heads import build_head
 
 # METHODS.md section 6: (learning rate, batch size, epochs) per task.
@@ -72,8 +65,8 @@ def check_training(*, lr: float | None = None, batch_size: int | None = None,
                    epochs: int | None = None, patience: int | None = None) -> None:
     """Refuse training settings that cannot train (``None``: not given)."""
     if lr is not None:
-        positive("--lr", lr)
-    for name, value in (("--batch-size", batch_size), ("--epochs", epochs), ("--patience", patience)):
+        positive("lr", lr)
+    for name, value in (("batch_size", batch_size), ("epochs", epochs), ("patience", patience)):
         if value is not None:
             at_least(name, value, 1)
 
@@ -276,7 +269,7 @@ def _frame_cache(store: Any, rows: list[int], cache_frames: bool | None,
 
 def run_probe(
     store: Any,
-    methods: Sequence[str] | str = ("ap", "sp", "vq-lp", "sap", "asp", "vap"),
+    methods: Sequence[str] | str | None = None,
     *,
     task: str | None = None,
     seeds: int | Sequence[int] = 3,
@@ -289,6 +282,7 @@ def run_probe(
     semantics: str | None = None,
     a: float | None = None,
     smoothing: float | None = None,
+    options: Mapping[str, Any] | None = None,
     include_validation: bool = False,
     device: str | torch.device = "cpu",
     cache_frames: bool | None = None,
@@ -302,33 +296,33 @@ def run_probe(
     Hyper-parameters default to the task's (``PROBE_DEFAULTS``; others get ``GENERIC_DEFAULTS``,
     recorded as ``settings.generic_defaults``). Every fold needs validation rows: for IEMOCAP,
     ``vqpool.data.folds`` holds them out of the training sessions. Statistics for the fixed
-    methods come from the training rows. Pooling options are those of ``run_bench``. Rows go to
-    ``results`` (default ``STORE/results.jsonl``).
+    methods come from the training rows. ``methods`` defaults to the paper's Table 2 (ap, sp,
+    vq-lp and the sap/asp/vap heads); "all" is every registered method and head the store can
+    give. Pooling options are those of ``run_bench``. Rows go to ``results`` (default
+    ``STORE/results.jsonl``).
     """
     device = check_device(device)
     if isinstance(seeds, int):
-        at_least("--seeds", seeds, 1)
+        at_least("seeds", seeds, 1)
     elif not seeds:
-        raise VqpoolError("seeds names no seed: give at least one")
+        raise ParameterError("seeds", "names no seed: give at least one")
     check_training(lr=lr, batch_size=batch_size, epochs=epochs, patience=patience)
     if max_frames is not None:
         at_least("max_frames", max_frames, 1)
     store = open_store(store)
     where = str(store_path(store) or "the store")
-    methods = check_methods([methods] if isinstance(methods, str) else list(methods), (*METHODS, *HEADS))
-    require_methods(methods)
+    if methods is None:
+        methods = method_names(trained=None, tag="probe")
+    methods = select_methods(methods, store_offers(store, training=True)).require(where)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    heads = [m for m in methods if m in HEADS]
-    fixed = [m for m in methods if m not in HEADS]
-    if heads and not store.has_frames:
-        raise VqpoolError(f"{verb(heads, 'trains', 'train')} on frames, and {where} keeps pooled "
-                          "vectors only: extract again without --pooled-only")
-    options, pooled_with = resolve_pool_options(store, fixed, semantics=semantics, a=a,
-                                                smoothing=smoothing, where=where)
+    heads = [m for m in methods if get_method(m).trained]
+    fixed = [m for m in methods if m not in heads]
+    resolved, pooled_with = resolve_pool_options(store, fixed, semantics=semantics, a=a,
+                                                 smoothing=smoothing, options=options, where=where)
     # The validation rows select the best epoch.
     chosen = select_folds(store.meta, folds, splits, where=where, need=("train", "validation", "test"))
     labels, classes = encode_labels(store.meta, sorted({i for f in chosen for i in f.used}))
-    pooler = FoldPooler(store, fixed, options, include_validation=include_validation,
+    pooler = FoldPooler(store, fixed, resolved, include_validation=include_validation,
                         device=device, max_frames=max_frames, progress=progress) if fixed else None
     task = resolve_task(store, task)
     hyper, known = probe_settings(task, lr=lr, batch_size=batch_size, epochs=epochs)
@@ -347,7 +341,7 @@ def run_probe(
     for fold in chosen:
         vectors = pooler.vectors(fold) if pooler is not None else {}
         for method in methods:
-            if method in HEADS:
+            if method in heads:
                 dim = store.dim
                 splits_data = [Frames(StoreFrames(store, rows, cache), labels[rows],
                                       max_frames or MAX_FRAMES)
@@ -361,7 +355,7 @@ def run_probe(
             for seed in seed_list:
                 start = time.perf_counter()
                 torch.manual_seed(seed)  # the head's initial weights follow the seed too
-                head = build_head(method, dim) if method in HEADS else None
+                head = build_head(method, dim) if method in heads else None
                 result = train_probe(*splits_data, dim=dim, head=head, seed=seed,
                                      desc=f"{method} fold {fold.number} seed {seed}", **common)
                 seconds[method] += time.perf_counter() - start
@@ -385,7 +379,7 @@ def run_probe(
             protocol="probe", method=method, task=task, header=store.header,
             store=str(path) if path else None, per_fold=per_fold, per_seed=per_seed,
             num_train=sum(len(f.train) for f in chosen), num_test=sum(len(f.test) for f in chosen),
-            settings={**pooled_with.get(method, options).as_dict(), **settings,
+            settings={**pooled_with.get(method, resolved).as_dict(), **settings,
                       "best_epochs": best_epochs[method]},
             seconds=pool_seconds + seconds[method],
             timings={"pool": pool_seconds, "train": seconds[method]},

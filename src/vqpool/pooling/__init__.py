@@ -1,27 +1,36 @@
 """Pooling: frames ``[B, L, D]`` (+ codes ``[B, L, G]``) -> one vector per utterance."""
 
-from vqpool.pooling.api import (
-    CODE_METHODS,
+from vqpool.pooling.api import frame_weights, pool
+from vqpool.pooling.options import DEFAULT_OPTIONS, SEMANTICS, PoolOptions
+from vqpool.pooling.registry import (
     HEADS,
     METHODS,
-    SEMANTICS,
-    STATS_METHODS,
-    WEIGHTED_METHODS,
-    frame_weights,
+    Available,
+    Method,
+    Selection,
+    get_method,
+    method_names,
     output_dim,
-    pool,
+    register_method,
+    select_methods,
 )
 from vqpool.pooling.stats import CorpusStats
 
 __all__ = [
-    "CODE_METHODS",
+    "DEFAULT_OPTIONS",
     "HEADS",
     "METHODS",
     "SEMANTICS",
-    "STATS_METHODS",
-    "WEIGHTED_METHODS",
+    "Available",
     "CorpusStats",
+    "Method",
+    "PoolOptions",
+    "Selection",
     "frame_weights",
+    "get_method",
+    "method_names",
     "output_dim",
     "pool",
+    "register_method",
+    "select_methods",
 ]

@@ -1,24 +1,16 @@
-"""``pool`` and ``frame_weights``: check what the user passed, then dispatch to the method."""
+"""``pool`` and ``frame_weights``: check what the user passed, then ask the method's record."""
 
-from typing import Literal
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from vqpool.errors import VqpoolError
-from vqpool.pooling import baselines, weights
+from vqpool.errors import ParameterError, VqpoolError
+from vqpool.pooling import weights
 from vqpool.pooling.masking import length_mask, weighted_average
+from vqpool.pooling.options import PoolOptions
+from vqpool.pooling.registry import Method, get_method
 from vqpool.pooling.stats import CorpusStats
-
-PARTITION_METHODS = ("vq-squash-and", "vq-squash-or", "vq-allsquash-and", "vq-allsquash-or")
-CODE_METHODS = (*PARTITION_METHODS, "vq-sif", "vq-lp", "vq-gp", "vq-bp")
-WEIGHTED_METHODS = ("ap", *CODE_METHODS)
-METHODS = ("ap", "sp", "whitening", "softdecay", *CODE_METHODS)
-STATS_METHODS = ("whitening", "softdecay", "vq-sif", "vq-gp", "vq-bp")
-HEADS = ("sap", "asp", "vap")
-SEMANTICS = ("paper", "reference")
-
-Semantics = Literal["paper", "reference"]
 
 
 def pool(
@@ -28,9 +20,10 @@ def pool(
     method: str = "vq-lp",
     stats: CorpusStats | None = None,
     *,
-    semantics: Semantics = "paper",
+    semantics: str = "paper",
     a: float = 1e-3,
     smoothing: float = 1.0,
+    **options: Any,
 ) -> Tensor:
     """Pool padded frames ``[B, L, D]`` (fp32/fp16/bf16) into fp32 ``[B, D]`` (``[B, 2D]`` for sp).
 
@@ -40,24 +33,27 @@ def pool(
     ``stats`` (a fitted `CorpusStats`) serves whitening, softdecay, vq-sif, vq-gp and vq-bp.
     ``semantics``: "paper" (the paper's definitions) or "reference" (its code's behaviour, for
     vq-squash-or, vq-allsquash-or and softdecay); ``a``: the vq-sif parameter; ``smoothing``: added
-    to every corpus code count (vq-gp, vq-bp).
+    to every corpus code count (vq-gp, vq-bp); further ``options`` go to registered methods that
+    declare them.
     """
-    _check_method(method, METHODS)
-    _check_options(method, stats, semantics, a, smoothing)
+    record = get_method(method)
+    chosen = PoolOptions(semantics, a, smoothing, extra=options)
+    _check_needs(record, codes, stats)
+    if record.trained:
+        raise ParameterError("method", f"{method!r} is a supervised head: build it with "
+                             "vqpool.heads.build_head and train it (vqpool probe)")
     if not isinstance(frames, Tensor) or frames.ndim != 3 or not frames.is_floating_point():
-        raise VqpoolError(f"frames must be a float tensor [B, L, D]; got {_describe(frames)}")
+        raise ParameterError("frames", f"must be a float tensor [B, L, D]; got {_describe(frames)}")
     batch, length, _ = frames.shape
     _check_lengths(lengths, batch, length, frames.device)
-    if method == "sp":
-        return baselines.statistics_pooling(frames, lengths)
-    if method in WEIGHTED_METHODS:
-        return weighted_average(
-            frames, _weights(lengths, codes, method, stats, semantics, a, smoothing, length)
-        )
-    ap = weighted_average(frames, weights.average(length_mask(lengths, length)))
-    if method == "whitening":
-        return baselines.whiten(ap, stats)
-    return baselines.soft_decay(ap, stats, semantics)
+    if record.weights is not None:
+        return weighted_average(frames, _weights(record, lengths, codes, stats, chosen, length))
+    if record.transform is not None:
+        ap = weighted_average(frames, weights.average(length_mask(lengths, length)))
+        return record.transform(ap, stats, chosen)
+    if codes is not None:
+        codes = _checked_codes(record, lengths, codes, stats, length)[0]
+    return record.vectors(frames, lengths, codes, stats, chosen)
 
 
 def frame_weights(
@@ -66,100 +62,79 @@ def frame_weights(
     method: str = "vq-lp",
     stats: CorpusStats | None = None,
     *,
-    semantics: Semantics = "paper",
+    semantics: str = "paper",
     a: float = 1e-3,
     smoothing: float = 1.0,
+    **options: Any,
 ) -> Tensor:
-    """The fp32 ``[B, L]`` frame weights of a weighted-average method (ap or vq-*), 0 on padding,
-    summing to 1 over the true frames (but for the reference vq-allsquash-or). Same arguments as
-    `pool`; for ap without codes, L is the longest length."""
-    _check_method(
-        method, WEIGHTED_METHODS, what="a weighted-average method (one with frame weights)"
-    )
-    _check_options(method, stats, semantics, a, smoothing)
+    """The fp32 ``[B, L]`` frame weights of a weighted-average method (ap, vq-*, or a registered
+    ``weights`` method), 0 on padding, summing to 1 over the true frames (but for the reference
+    vq-allsquash-or). Same arguments as `pool`; without codes, L is the longest length."""
+    record = get_method(method)
+    if record.weights is None:
+        raise ParameterError("method", f"{method!r} is not a weighted average of frames, so it has "
+                             "no frame weights")
+    chosen = PoolOptions(semantics, a, smoothing, extra=options)
+    _check_needs(record, codes, stats)
     if codes is None:
         if not isinstance(lengths, Tensor) or lengths.ndim != 1:
-            raise VqpoolError(f"lengths must be an integer tensor [B]; got {_describe(lengths)}")
+            raise ParameterError("lengths", f"must be an integer tensor [B]; got {_describe(lengths)}")
         _check_lengths(lengths, lengths.shape[0], None, lengths.device)
-    return _weights(lengths, codes, method, stats, semantics, a, smoothing, None)
+    return _weights(record, lengths, codes, stats, chosen, None)
+
+
+def _check_needs(record: Method, codes: Tensor | None, stats: CorpusStats | None) -> None:
+    if record.needs_stats and stats is None:
+        raise ParameterError("stats", f"is needed by method {record.name!r} (corpus statistics): "
+                             "pass stats=CorpusStats.fit(...) fitted on the training split")
+    if record.needs_codes and codes is None:
+        raise ParameterError("codes", f"are needed by method {record.name!r} ([B, L, G] integers); "
+                             "got codes=None")
 
 
 def _weights(
+    record: Method,
     lengths: Tensor,
     codes: Tensor | None,
-    method: str,
     stats: CorpusStats | None,
-    semantics: str,
-    a: float,
-    smoothing: float,
+    options: PoolOptions,
     length: int | None,
 ) -> Tensor:
     """Check ``codes`` (``lengths`` too when ``length`` is None, i.e. no frames fixed it) and
     compute the weights."""
     if codes is None:
-        if method != "ap":
-            raise VqpoolError(f"method {method!r} needs codes [B, L, G]; got codes=None")
-        return weights.average(length_mask(lengths, length or int(lengths.max())))
+        mask = length_mask(lengths, length or int(lengths.max()))
+        return record.weights(lengths, None, mask, stats, options)
+    codes, mask = _checked_codes(record, lengths, codes, stats, length)
+    return record.weights(lengths, codes, mask, stats, options)
+
+
+def _checked_codes(
+    record: Method, lengths: Tensor, codes: Tensor, stats: CorpusStats | None, length: int | None
+) -> tuple[Tensor, Tensor]:
+    """int64 codes with padding set to 0, and the padding mask."""
     if (
         not isinstance(codes, Tensor)
         or codes.ndim != 3
         or codes.is_floating_point()
         or codes.dtype == torch.bool
     ):
-        raise VqpoolError(f"codes must be an integer tensor [B, L, G]; got {_describe(codes)}")
+        raise ParameterError("codes", f"must be an integer tensor [B, L, G]; got {_describe(codes)}")
     if length is None:
         _check_lengths(lengths, codes.shape[0], codes.shape[1], codes.device)
     elif codes.shape[:2] != (lengths.shape[0], length):
-        raise VqpoolError(
-            f"codes have shape {tuple(codes.shape)} but frames are [B={lengths.shape[0]}, L={length}, D]"
+        raise ParameterError(
+            "codes", f"have shape {tuple(codes.shape)} but frames are [B={lengths.shape[0]}, L={length}, D]"
         )
     elif codes.device != lengths.device:
-        raise VqpoolError(f"codes are on {codes.device} but the frames are on {lengths.device}")
+        raise ParameterError("codes", f"are on {codes.device} but the frames are on {lengths.device}")
     mask = length_mask(lengths, codes.shape[1])
-    if method == "ap":
-        return weights.average(mask)
     codes = codes.long().masked_fill(~mask[..., None], 0)  # padding may hold anything
-    low, high = torch.aminmax(codes)
-    if low < 0:
-        raise VqpoolError(f"codes must be non-negative; found {int(low)} on a true frame")
-    if method in STATS_METHODS:
+    if int(codes.min()) < 0:
+        raise ParameterError("codes", f"must be non-negative; found {int(codes.min())} on a true frame")
+    if record.needs_stats and stats is not None:
         stats.check_codes(codes)
-    if method == "vq-lp":
-        return weights.local_probability(codes, mask, int(high) + 1)
-    if method == "vq-gp":
-        return weights.global_probability(codes, mask, stats, smoothing)
-    if method == "vq-bp":
-        return weights.both_probability(codes, mask, stats, smoothing)
-    if method == "vq-sif":
-        return weights.sif(codes, mask, stats, a)
-    return weights.partition(method, codes, mask, semantics)
-
-
-def output_dim(method: str, dim: int) -> int:
-    """Size of the pooled vector for frames of size ``dim``: 2 dim for sp, asp and vap."""
-    _check_method(method, (*METHODS, *HEADS), what="a pooling method or head")
-    return 2 * dim if method in ("sp", "asp", "vap") else dim
-
-
-def _check_method(method: str, allowed: tuple[str, ...], what: str = "a pooling method") -> None:
-    if method not in allowed:
-        raise VqpoolError(f"method {method!r} is not {what}; choose from {', '.join(allowed)}")
-
-
-def _check_options(
-    method: str, stats: CorpusStats | None, semantics: str, a: float, smoothing: float
-) -> None:
-    if semantics not in SEMANTICS:
-        raise VqpoolError(f"semantics {semantics!r} is unknown; choose from {', '.join(SEMANTICS)}")
-    if method in STATS_METHODS and stats is None:
-        raise VqpoolError(
-            f"method {method!r} needs corpus statistics: pass stats=CorpusStats.fit(...) "
-            "fitted on the training split"
-        )
-    if method == "vq-sif" and not a > 0:
-        raise VqpoolError(f"a must be positive for vq-sif (1e-5 ... 1e-1); got {a}")
-    if method in ("vq-gp", "vq-bp") and not smoothing >= 0:
-        raise VqpoolError(f"smoothing must be >= 0; got {smoothing}")
+    return codes, mask
 
 
 def _check_lengths(
@@ -171,20 +146,18 @@ def _check_lengths(
         or lengths.is_floating_point()
         or lengths.dtype == torch.bool
     ):
-        raise VqpoolError(f"lengths must be an integer tensor [B]; got {_describe(lengths)}")
+        raise ParameterError("lengths", f"must be an integer tensor [B]; got {_describe(lengths)}")
     if lengths.shape[0] != batch:
-        raise VqpoolError(
-            f"lengths has {lengths.shape[0]} entries for a batch of {batch} utterances"
-        )
+        raise ParameterError("lengths", f"has {lengths.shape[0]} entries for a batch of {batch} utterances")
     if device is not None and lengths.device != device:
-        raise VqpoolError(f"lengths are on {lengths.device} but the frames/codes are on {device}")
+        raise ParameterError("lengths", f"are on {lengths.device} but the frames/codes are on {device}")
     if batch == 0:
         raise VqpoolError("the batch is empty (B = 0)")
     low, high = torch.aminmax(lengths)
     if low < 1 or (length is not None and high > length):
         allowed = "be >= 1" if length is None else f"lie in [1, L={length}]"
-        raise VqpoolError(
-            f"lengths must {allowed} (every utterance needs a frame); got values in [{int(low)}, {int(high)}]"
+        raise ParameterError(
+            "lengths", f"must {allowed} (every utterance needs a frame); got values in [{int(low)}, {int(high)}]"
         )
 
 

@@ -8,7 +8,7 @@ cast to the head's parameter dtype; softmax and statistics run in fp32.
 import torch
 from torch import Tensor, nn
 
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError
 from vqpool.pooling.masking import length_mask, weighted_average
 
 
@@ -87,16 +87,11 @@ class VectorAttentivePooling(_AttentivePooling):
         super().__init__(scorer, dim, statistics=True)
 
 
-_HEAD_CLASSES = {
-    "sap": SelfAttentivePooling,
-    "asp": AttentiveStatisticsPooling,
-    "vap": VectorAttentivePooling,
-}
-HEADS = tuple(_HEAD_CLASSES)
-
-
 def build_head(name: str, dim: int) -> nn.Module:
-    """The head called ``name`` (one of `HEADS`) for ``dim``-dimensional frames."""
-    if name not in _HEAD_CLASSES:
-        raise VqpoolError(f"unknown pooling head {name!r}; choose from {HEADS}")
-    return _HEAD_CLASSES[name](dim)
+    """The registered head called ``name`` (``vqpool.pooling.HEADS``) for ``dim``-dimensional frames."""
+    from vqpool.pooling.registry import get_method, method_names  # the registry imports this module
+
+    names = method_names(trained=True)
+    if name not in names:
+        raise ParameterError("name", f"{name!r} is not a pooling head; choose from {', '.join(names)}")
+    return get_method(name).head(dim)

@@ -5,22 +5,14 @@ fp32 ``[B, L]`` weights, 0 on padding and summing to 1 over each utterance's tru
 the reference vq-allsquash-or, which keeps the reference's unnormalised weights).
 """
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from vqpool.errors import VqpoolError
 from vqpool.pooling import partitions
 from vqpool.pooling.stats import CorpusStats
-
-PARTITIONS = {
-    ("vq-squash-and", "paper"): partitions.squash_and,
-    ("vq-squash-and", "reference"): partitions.squash_and,
-    ("vq-squash-or", "paper"): partitions.squash_or,
-    ("vq-squash-or", "reference"): partitions.squash_or_first,
-    ("vq-allsquash-and", "paper"): partitions.allsquash_and,
-    ("vq-allsquash-and", "reference"): partitions.allsquash_and,
-    ("vq-allsquash-or", "paper"): partitions.allsquash_or,
-}
 
 
 def average(mask: Tensor) -> Tensor:
@@ -59,13 +51,16 @@ def sif(codes: Tensor, mask: Tensor, stats: CorpusStats, a: float) -> Tensor:
     return normalize(a / (a + stats.tuple_frequency(codes).to(codes.device)), mask)
 
 
-def partition(method: str, codes: Tensor, mask: Tensor, semantics: str) -> Tensor:
-    """The vq-*squash-* methods: ``w_t = 1 / (K size(P(t)))`` over the partition of section 3;
-    the reference vq-allsquash-or assigns its weights per code tuple instead."""
-    if (method, semantics) == ("vq-allsquash-or", "reference"):
-        labels = partitions.allsquash_or_greedy(codes, mask)
-        return partitions.greedy_tuple_weights(labels, codes, mask)
-    return partitions.partition_weights(PARTITIONS[method, semantics](codes, mask), mask)
+def partition(split: Callable[[Tensor, Tensor], Tensor], codes: Tensor, mask: Tensor) -> Tensor:
+    """The vq-*squash-* methods: ``w_t = 1 / (K size(P(t)))`` over the partition of section 3
+    that ``split(codes, mask)`` labels."""
+    return partitions.partition_weights(split(codes, mask), mask)
+
+
+def greedy_allsquash_or(codes: Tensor, mask: Tensor) -> Tensor:
+    """The reference vq-allsquash-or: its greedy chaining, weights assigned per code tuple."""
+    labels = partitions.allsquash_or_greedy(codes, mask)
+    return partitions.greedy_tuple_weights(labels, codes, mask)
 
 
 def normalize(weights: Tensor, mask: Tensor) -> Tensor:

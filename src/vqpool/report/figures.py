@@ -14,7 +14,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError, VqpoolError
 from vqpool.io import atomic_path
 from vqpool.report.paper_tables import method_label
 from vqpool.report.tables import Cell, Table, column_label
@@ -177,8 +177,8 @@ def plot_frame_weights(
 
 def check_tsne_points(max_points: int) -> None:
     if max_points < MIN_TSNE_POINTS:
-        raise VqpoolError(
-            f"max_points (--max-points) is {max_points}: t-SNE needs at least {MIN_TSNE_POINTS} points"
+        raise ParameterError(
+            "max_points", f"is {max_points}: t-SNE needs at least {MIN_TSNE_POINTS} points"
         )
 
 

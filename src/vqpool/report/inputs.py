@@ -6,24 +6,19 @@ that needs training) are skipped with the reason, not failed: the other panels a
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vqpool.audio import load_audio
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError, VqpoolError
 from vqpool.report.figures import check_tsne_points, plot_frame_weights, plot_tsne
 
 if TYPE_CHECKING:
-    from vqpool.pooling import CorpusStats
+    from vqpool.pooling import Available, CorpusStats
     from vqpool.store import FeatureStore
-
-# Figure 3's default panels; the corpus-statistics methods join them when statistics are given.
-WEIGHT_METHODS = ("vq-squash-and", "vq-allsquash-or", "vq-lp")
-WEIGHT_STATS_METHODS = ("vq-gp", "vq-bp")
-
 
 @dataclass
 class Drawn:
@@ -32,42 +27,18 @@ class Drawn:
     skipped: dict[str, str] = field(default_factory=dict)  # method -> why it was left out
 
 
-def _usable(
-    methods: Sequence[str],
-    *,
-    needs_weights: bool,
-    has_codes: bool,
-    has_stats: bool,
-    pooled_only: Sequence[str] | None = None,
-) -> tuple[list[str], dict[str, str]]:
+def _drawable(methods: Sequence[str], available: "Available") -> tuple[list[str], dict[str, str]]:
     """The methods that can be drawn, and why each other one cannot; an error when none can.
+    A figure is still useful without some panels, so the others are skipped, not failed."""
+    from vqpool.pooling import select_methods
+    from vqpool.pooling.registry import MISSING
 
-    ``pooled_only`` lists what a store without frames can give (its pooled methods and the
-    AP transforms).
-    """
-    from vqpool.evaluate.pooled import check_methods
-    from vqpool.pooling import CODE_METHODS, HEADS, METHODS, STATS_METHODS, WEIGHTED_METHODS
-
-    methods = check_methods(methods, (*METHODS, *HEADS))
-    skipped = {}
-    for method in methods:
-        if pooled_only is not None and method not in pooled_only:
-            skipped[method] = (
-                f"needs frames: the store keeps pooled vectors only ({', '.join(pooled_only)})"
-            )
-        elif method in HEADS:
-            skipped[method] = "a supervised head: it needs training (see vqpool probe)"
-        elif needs_weights and method not in WEIGHTED_METHODS:
-            skipped[method] = "not a weighted average of frames, so it has no frame weights"
-        elif method in CODE_METHODS and not has_codes:
-            skipped[method] = "needs codes: this upstream has no quantizer (pass --codebook)"
-        elif method in STATS_METHODS and not has_stats:
-            skipped[method] = "needs corpus statistics (pass --stats FILE)"
-    chosen = [method for method in methods if method not in skipped]
-    if not chosen:
+    selection = select_methods(methods, available)
+    skipped = {method: f"needs {MISSING[missing]}" for method, missing in selection.skipped.items()}
+    if not selection.methods:
         reasons = "; ".join(f"{method}: {why}" for method, why in skipped.items())
         raise VqpoolError(f"none of the methods can be drawn ({reasons})")
-    return chosen, skipped
+    return selection.methods, skipped
 
 
 def _load_stats(path: str | os.PathLike | None) -> "CorpusStats | None":
@@ -94,20 +65,20 @@ def draw_frame_weights(
     """
     import torch
 
-    from vqpool.pooling import frame_weights
+    from vqpool.pooling import Available, frame_weights, method_names
     from vqpool.upstream import load_upstream
 
     model = load_upstream(upstream, codebook=codebook, device=device)
     corpus_stats = _load_stats(stats)
-    if methods is None:
-        methods = WEIGHT_METHODS + (WEIGHT_STATS_METHODS if corpus_stats is not None else ())
+    if methods is None:  # Figure 3's panels
+        methods = method_names(tag="frame-weights")
+        if corpus_stats is not None:
+            methods += method_names(tag="frame-weights-stats")
     waveform = load_audio(audio, model.sample_rate, min_samples=model.min_samples)
     output = model(torch.from_numpy(waveform)[None], torch.tensor([waveform.size]))
-    chosen, skipped = _usable(
+    chosen, skipped = _drawable(
         methods,
-        needs_weights=True,
-        has_codes=output.codes is not None,
-        has_stats=corpus_stats is not None,
+        Available(codes=output.codes is not None, stats=corpus_stats is not None, frame_weights=True),
     )
     length = int(output.frame_lengths[0])
     weights = {
@@ -165,24 +136,17 @@ def store_vectors(
 ) -> StoreVectors:
     """Pool the utterances of ``split`` (of ``classes``; a seeded subset of ``max_points``).
 
-    Corpus statistics come from ``stats`` or are fitted on the store's train split, as the
-    benchmark does. Pooled-only stores give what the benchmark can get from them (their pooled
-    methods, and whitening/softdecay fitted on the train split; ``stats`` is not used there).
+    Corpus statistics come from ``stats`` or are fitted on the store's train split, and the
+    vectors come from the benchmark's own pooler: for a pooled-only store, what the benchmark
+    can get from it (its pooled methods, and the transforms of its AP vectors).
     """
-    from vqpool.evaluate.pooled import (
-        AP_TRANSFORMS,
-        FoldPooler,
-        PoolOptions,
-        fit_stats,
-        open_store,
-        pool_split,
-        store_batches,
-    )
+    from vqpool.evaluate.pooled import FoldPooler, open_store, store_offers
     from vqpool.evaluate.splits import Fold
-    from vqpool.pooling import STATS_METHODS
+    from vqpool.pooling import PoolOptions
 
+    options = PoolOptions.of(**pool_options)  # checked before any store is read
     if max_points is not None and max_points < 1:
-        raise VqpoolError(f"max_points is {max_points}: pick at least one utterance")
+        raise ParameterError("max_points", f"is {max_points}: pick at least one utterance")
     store = open_store(store_path)
     indices = _split_indices(store, split, classes, store_path)
     if max_points is not None and len(indices) > max_points:  # pool only what will be drawn
@@ -191,24 +155,12 @@ def store_vectors(
         )
     train = store.indices("train")
     corpus_stats = _load_stats(stats)
-    chosen, skipped = _usable(
-        methods,
-        needs_weights=False,
-        has_codes=store.num_codebooks is not None,
-        has_stats=corpus_stats is not None or bool(train),
-        pooled_only=None if store.has_frames else (*store.pooled_methods, *AP_TRANSFORMS),
-    )
-    options = PoolOptions(**pool_options)
-    if not store.has_frames:  # the evaluation's pooler knows what a pooled-only store can give
-        pooled = FoldPooler(store, chosen, options).vectors(Fold(1, train, [], indices))
-        vectors = {method: pooled[method][indices].numpy() for method in chosen}
-    else:
-        if corpus_stats is None and any(method in STATS_METHODS for method in chosen):
-            corpus_stats = fit_stats(store, train)
-        pooled = pool_split(
-            store_batches(store, indices, "pooling"), chosen, indices, corpus_stats, options
-        )
-        vectors = {method: pooled[method].numpy() for method in chosen}
+    offers = store_offers(store)
+    chosen, skipped = _drawable(methods, replace(offers, stats=corpus_stats is not None or bool(train)))
+    # The benchmark's own pooler: the figure shows the vectors that bench scores.
+    pooler = FoldPooler(store, chosen, options, stats=corpus_stats)
+    pooled = pooler.vectors(Fold(1, train, [], indices), indices)
+    vectors = {method: pooled[method][indices].numpy() for method in chosen}
     labels = [str(store.meta[i].get("label")) for i in indices]
     return StoreVectors(vectors, labels, indices, skipped)
 
@@ -216,7 +168,7 @@ def store_vectors(
 def draw_tsne(
     store_path: str | os.PathLike,
     out_png: str | os.PathLike,
-    methods: Sequence[str],
+    methods: Sequence[str] | None = None,
     *,
     split: str = "test",
     classes: Sequence[str] | None = None,
@@ -225,8 +177,14 @@ def draw_tsne(
     stats: str | os.PathLike | None = None,
     **pool_options,
 ) -> Drawn:
-    """Figure 2 from a feature store: pool ``split`` with each method (``store_vectors``) and map it."""
+    """Figure 2 from a feature store: pool ``split`` with each method (``store_vectors``; by
+    default the paper's, ap and vq-lp) and map it."""
+    from vqpool.pooling import PoolOptions, method_names
+
     check_tsne_points(max_points)  # before minutes of pooling
+    PoolOptions.of(**pool_options)
+    if methods is None:
+        methods = method_names(tag="map")
     pooled = store_vectors(
         store_path,
         methods,
