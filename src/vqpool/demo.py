@@ -86,7 +86,7 @@ def run_demo(
 ) -> DemoResult:
     """Run every pooling method through both protocols on a corpus made offline; write a report."""
     from vqpool import report
-    from vqpool.data import read_manifest
+    from vqpool.data import read_manifest, rows_of_split, task_of
     from vqpool.evaluate import run_bench, run_probe
     from vqpool.extract import extract
     from vqpool.pooling import METHODS
@@ -106,8 +106,8 @@ def run_demo(
     results.unlink(missing_ok=True)  # one demo, one set of results: reruns re-measure
     manifest = prepare_corpus(out, corpus, root, settings)
     rows = read_manifest(manifest)
-    train_paths = [row["path"] for row in rows if row.get("split") == "train"]
-    task = "synth" if corpus == "synth" else "fsdd-digit"
+    train_paths = [row["path"] for row in rows_of_split(rows, "train", where=manifest)]
+    task = task_of(corpus)
     _say(f"{len(rows)} utterances ({len(train_paths)} for training) from {manifest}")
 
     for spec in settings.upstreams:
