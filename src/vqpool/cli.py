@@ -10,7 +10,7 @@ from importlib import import_module
 from vqpool import __version__
 from vqpool.errors import VqpoolError
 
-VERBS = ("demo", "data", "extract", "codebook", "bench", "probe", "report", "reproduce")
+VERBS = ("demo", "data", "extract", "codebook", "stats", "bench", "probe", "report", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""`vqpool.data.load_rows` (what `vqpool extract` reads) and `rows_of_split` (what `codebook fit` fits on)."""
+"""`vqpool.data.load_rows` (the rows `vqpool extract` reads) and `rows_of_split` (the rows
+`vqpool codebook fit` fits on)."""
 
 import pytest
 
@@ -43,7 +44,7 @@ def test_rows_of_a_corpus_and_their_task(tmp_path, fsdd_root):
 
 
 def test_rows_of_split_for_codebook_fitting():
-    rows = [{"path": f"{k}.wav", "split": split} for k, split in enumerate(["train", "test", "train"])]
+    rows = [{"path": f"{k}.wav", "split": s} for k, s in enumerate(["train", "test", "train"])]
     assert [row["path"] for row in rows_of_split(rows)] == ["0.wav", "2.wav"]
     assert [row["path"] for row in rows_of_split(rows, "test")] == ["1.wav"]
     unsplit = [{"path": "a.wav", "split": ""}, {"path": "b.wav"}]
