@@ -8,6 +8,7 @@ import sys
 from importlib import import_module
 
 from vqpool import __version__
+from vqpool.commands.logs import show_library_logs
 from vqpool.errors import VqpoolError
 
 VERBS = ("demo", "data", "extract", "codebook", "stats", "bench", "probe", "report", "reproduce")
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    show_library_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verb is None:

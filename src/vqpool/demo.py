@@ -1,18 +1,22 @@
 """The whole pipeline, offline, in one call: corpus -> codebook -> extract -> bench -> probe -> report.
 
 Every step writes its result under ``out_dir`` and is skipped when that result is already there,
-so an interrupted demo picks up where it stopped.
+so an interrupted demo picks up where it stopped. Progress lines go to this module's logger
+(INFO: ``vqpool demo`` shows them on stderr); the tables are printed to stdout, as the demo's
+output.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from vqpool.errors import VqpoolError
+
+log = logging.getLogger(__name__)
 
 DEMO_UPSTREAMS = ("logmel", "ge2e")
 DEMO_PROBE_METHODS = ("ap", "sp", "vq-lp", "sap", "asp", "vap")
@@ -51,7 +55,7 @@ def _slug(spec: str) -> str:
 
 
 def _say(message: str) -> None:
-    print(f"[vqpool demo] {message}", file=sys.stderr, flush=True)
+    log.info("[vqpool demo] %s", message)
 
 
 def prepare_corpus(
