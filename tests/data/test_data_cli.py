@@ -3,7 +3,6 @@
 import json
 
 import corpus_trees
-
 from vqpool.cli import main
 from vqpool.data import read_manifest
 
