@@ -8,9 +8,10 @@ import sys
 from importlib import import_module
 
 from vqpool import __version__
+from vqpool.commands.logs import show_library_logs
 from vqpool.errors import ParameterError, VqpoolError
 
-VERBS = ("demo", "data", "extract", "codebook", "bench", "probe", "report", "reproduce")
+VERBS = ("demo", "data", "extract", "codebook", "stats", "bench", "probe", "report", "reproduce")
 
 # Library errors name Python parameters; the command line shows the flag a user types instead.
 FLAGS = {
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    show_library_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verb is None:

@@ -1,18 +1,22 @@
 """The whole pipeline, offline, in one call: corpus -> codebook -> extract -> bench -> probe -> report.
 
 Every step writes its result under ``out_dir`` and is skipped when that result is already there,
-so an interrupted demo picks up where it stopped.
+so an interrupted demo picks up where it stopped. Progress lines go to this module's logger
+(INFO: ``vqpool demo`` shows them on stderr); the tables are printed to stdout, as the demo's
+output.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from vqpool.errors import VqpoolError
+
+log = logging.getLogger(__name__)
 
 DEMO_UPSTREAMS = ("logmel", "ge2e")
 
@@ -50,7 +54,7 @@ def _slug(spec: str) -> str:
 
 
 def _say(message: str) -> None:
-    print(f"[vqpool demo] {message}", file=sys.stderr, flush=True)
+    log.info("[vqpool demo] %s", message)
 
 
 def prepare_corpus(
@@ -85,7 +89,7 @@ def run_demo(
 ) -> DemoResult:
     """Run every pooling method through both protocols on a corpus made offline; write a report."""
     from vqpool import report
-    from vqpool.data import read_manifest
+    from vqpool.data import read_manifest, rows_of_split, task_of
     from vqpool.evaluate import run_bench, run_probe
     from vqpool.extract import extract
     from vqpool.pooling import METHODS, method_names
@@ -105,8 +109,8 @@ def run_demo(
     results.unlink(missing_ok=True)  # one demo, one set of results: reruns re-measure
     manifest = prepare_corpus(out, corpus, root, settings)
     rows = read_manifest(manifest)
-    train_paths = [row["path"] for row in rows if row.get("split") == "train"]
-    task = "synth" if corpus == "synth" else "fsdd-digit"
+    train_paths = [row["path"] for row in rows_of_split(rows, "train", where=manifest)]
+    task = task_of(corpus)
     _say(f"{len(rows)} utterances ({len(train_paths)} for training) from {manifest}")
 
     for spec in settings.upstreams:

@@ -1,17 +1,21 @@
 """The paper's two tables for one upstream in one call: prepare, extract, bench, probe, report.
 
 Each task's store is written under ``work_dir`` and resumed when it is already (partly) there, so
-a run stopped after hours of extraction loses only the batch in flight.
+a run stopped after hours of extraction loses only the batch in flight. Progress lines go to
+this module's logger (INFO: ``vqpool reproduce`` shows them on stderr); the tables are printed to
+stdout, as the command's output.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from vqpool.errors import VqpoolError
+
+log = logging.getLogger(__name__)
 
 CORPUS_OF_TASK = {"kws": "speechcommands", "sid": "voxceleb1", "ic": "fluent", "er": "iemocap"}
 
@@ -61,7 +65,7 @@ def reproduce(
         raise VqpoolError(f"{upstream} has no quantizer: fit a codebook with `vqpool codebook fit` and pass --codebook")
     for task in tasks:
         corpus = CORPUS_OF_TASK[task]
-        print(f"[vqpool reproduce] {task}: {corpus} at {roots[task]}", file=sys.stderr, flush=True)
+        log.info("[vqpool reproduce] %s: %s at %s", task, corpus, roots[task])
         rows = prepare(corpus, roots[task])
         store = extract(
             rows, model, work / f"store-{task}", resume=True, corpus=corpus, task=task,

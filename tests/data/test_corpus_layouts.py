@@ -1,5 +1,6 @@
 """Each recipe on a tiny tree in its official layout: counts, labels, splits, and broken layouts."""
 
+import logging
 import shutil
 from collections import Counter
 
@@ -15,7 +16,8 @@ def by_split(rows):
     return Counter(row["split"] for row in rows)
 
 
-def test_speech_commands_lists_decide_splits_and_noise_is_excluded(tmp_path, capsys):
+def test_speech_commands_lists_decide_splits_and_noise_is_excluded(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="vqpool")  # recipes log what they leave out
     root = corpus_trees.speech_commands(tmp_path / "sc")
     rows = prepare("speechcommands", root)
     assert len(WORDS) == 35 and by_split(rows) == {"train": 35, "validation": 35, "test": 35}
@@ -26,7 +28,7 @@ def test_speech_commands_lists_decide_splits_and_noise_is_excluded(tmp_path, cap
     row = next(row for row in rows if row["id"] == "right/bb22bb22_nohash_0")
     assert row["path"] == str(root / "right" / "bb22bb22_nohash_0.wav") and row["label"] == "right"
     assert not any("_background_noise_" in row["path"] for row in rows)
-    assert "excluded 3 files in _background_noise_" in capsys.readouterr().err
+    assert "excluded 3 files in _background_noise_" in caplog.text
 
 
 def test_voxceleb1_follows_iden_split(tmp_path):
@@ -47,10 +49,11 @@ def test_fluent_intent_is_action_object_location(tmp_path):
     assert rows[0]["id"] == "wavs/speakers/2BqVo8kVB2Skwgyb/0a3129c0-4474-11e9-a9a5-5dbec3b8816a"
 
 
-def test_iemocap_merges_exc_into_hap_drops_the_rest_and_folds_by_session(tmp_path, capsys):
+def test_iemocap_merges_exc_into_hap_drops_the_rest_and_folds_by_session(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="vqpool")
     root = corpus_trees.iemocap(tmp_path / "iemocap")
     rows = prepare("iemocap", root)
-    assert "dropped 15 utterances" in capsys.readouterr().err
+    assert "dropped 15 utterances" in caplog.text
     assert len(rows) == 100 and Counter(row["label"] for row in rows) == dict.fromkeys(
         ("neu", "hap", "ang", "sad"), 25
     )
@@ -115,14 +118,15 @@ def test_broken_layouts_name_the_file(tmp_path, corpus, damage, named):
         prepare(corpus, root)
 
 
-def test_folder_labels_from_subfolders_with_a_seeded_split(tmp_path, capsys):
+def test_folder_labels_from_subfolders_with_a_seeded_split(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="vqpool")
     root = tmp_path / "mine"
     for label, count in (("cough", 20), ("laugh", 10)):
         for index in range(count):
             corpus_trees.tone(root / label / f"session{index % 2}" / f"{index}.wav")
     (root / "laugh" / "notes.txt").write_text("recorded at home\n")
     rows = prepare("folder", root, seed=3)
-    assert "ignored 1 file (not audio)" in capsys.readouterr().err
+    assert "ignored 1 file (not audio)" in caplog.text
     assert Counter((row["label"], row["split"]) for row in rows) == {
         ("cough", "train"): 16, ("cough", "validation"): 2, ("cough", "test"): 2,
         ("laugh", "train"): 8, ("laugh", "validation"): 1, ("laugh", "test"): 1,

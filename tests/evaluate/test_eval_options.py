@@ -2,6 +2,7 @@
 store's vectors keep the options they were pooled with; bars stay off logs and off errors."""
 
 import io
+import logging
 import sys
 
 import pytest
@@ -152,12 +153,13 @@ def test_missing_splits_are_named(tmp_path) -> None:
         run_probe(store, ["ap"], splits=[["train"] * 8 + ["test"] * 4], write=False, progress=False)
 
 
-def test_a_store_without_task_takes_its_folder_name(tmp_path, capsys: pytest.CaptureFixture) -> None:
+def test_a_store_without_task_takes_its_folder_name(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="vqpool")
     store, _ = toy_store(12, path=str(tmp_path / "digits"))
     store.header = {"upstream": {"spec": "toy"}}
     (row,) = run_bench(store, ["ap"], splits=[["train"] * 8 + ["test"] * 4], write=False,
                        progress=False)
-    assert row["task"] == "digits" and "folder name 'digits'" in capsys.readouterr().err
+    assert row["task"] == "digits" and "folder name 'digits'" in caplog.text
     store.path = None
     with pytest.raises(VqpoolError, match="pass --task NAME"):
         run_bench(store, ["ap"], splits=[["train"] * 8 + ["test"] * 4], write=False, progress=False)

@@ -58,16 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vqpool.data.manifest import read_manifest
-    from vqpool.errors import VqpoolError
+    from vqpool.data import read_manifest, rows_of_split
     from vqpool.upstream import load_upstream
     from vqpool.upstream.codebook import fit_codebook
 
-    rows = read_manifest(args.manifest)
-    if any(row.get("split") for row in rows):
-        rows = [row for row in rows if row.get("split") == args.split]
-        if not rows:
-            raise VqpoolError(f"{args.manifest}: no rows with split {args.split!r}")
+    rows = rows_of_split(read_manifest(args.manifest), args.split, where=args.manifest)
     upstream = load_upstream(args.upstream, device=args.device, allow_download=args.allow_download)
     codebook = fit_codebook(
         upstream,

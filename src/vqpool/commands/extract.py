@@ -70,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vqpool import distributed
+    from vqpool.data import load_rows
     from vqpool.errors import VqpoolError
     from vqpool.extract import extract
     from vqpool.store import store_status
@@ -88,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         given = [f"--{k}" for k in pool_options] + (["--option"] if options else [])
         raise VqpoolError(f"{', '.join(given)} only apply to pooling on the fly: add --pooled-only")
     complete = store_status(args.out) == "complete"  # reused as it is when made by this same job
-    rows, corpus, task = _rows(args)
+    rows, corpus, task = load_rows(args.manifest, args.corpus, args.root, task=args.task,
+                                   label=args.label, split=args.split, seed=args.seed)
     with distributed.session(args.device) as device:
         from vqpool.upstream import load_upstream
 
@@ -113,21 +115,6 @@ def run(args: argparse.Namespace) -> int:
                 print(f"skipped {len(store.skipped)} unusable files (listed in {args.out / 'skipped.csv'})",
                       file=sys.stderr)
     return 0
-
-
-def _rows(args: argparse.Namespace) -> tuple[list[dict[str, str]], str | None, str | None]:
-    from vqpool.errors import VqpoolError
-
-    if args.manifest is not None:
-        from vqpool.data.manifest import read_manifest
-
-        return read_manifest(args.manifest), None, args.task or args.manifest.stem
-    if args.root is None:
-        raise VqpoolError("--corpus needs --root (the corpus folder)")
-    from vqpool.data import prepare, task_of
-
-    options = {"label": args.label, "split": args.split, "seed": args.seed}
-    return prepare(args.corpus, args.root, **options), args.corpus, args.task or task_of(args.corpus, **options)
 
 
 def _stats(path: Path | None) -> "CorpusStats | None":

@@ -2,19 +2,23 @@
 
 from vqpool.data.corpora import CORPORA, TASK_OF_CORPUS, prepare, task_of
 from vqpool.data.folds import folds
+from vqpool.data.loading import LoadedRows, load_rows, rows_of_split
 from vqpool.data.manifest import MANIFEST_COLUMNS, SPLITS, read_manifest, write_manifest
 from vqpool.data.output import label_map, label_map_path, summarize, write_prepared
 
 __all__ = [
     "CORPORA",
+    "LoadedRows",
     "MANIFEST_COLUMNS",
     "SPLITS",
     "TASK_OF_CORPUS",
     "folds",
     "label_map",
     "label_map_path",
+    "load_rows",
     "prepare",
     "read_manifest",
+    "rows_of_split",
     "summarize",
     "task_of",
     "write_manifest",

@@ -1,9 +1,9 @@
 """What the recipes share: checking a layout, naming what is wrong, and seeded splits."""
 
+import logging
 import math
 import os
 import random
-import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -14,6 +14,8 @@ from vqpool.errors import VqpoolError
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 Row = dict[str, str]
+
+log = logging.getLogger(__name__)
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -29,8 +31,9 @@ def require_file(path: Path, what: str) -> Path:
 
 
 def note(corpus: str, message: str) -> None:
-    """Report on stderr what a recipe left out, so that nothing is dropped silently."""
-    print(f"{corpus}: {message}", file=sys.stderr)
+    """Log (INFO) what a recipe left out, so that nothing is dropped silently; the command
+    line shows it on stderr."""
+    log.info("%s: %s", corpus, message)
 
 
 def visible(folder: Path) -> list[Path]:

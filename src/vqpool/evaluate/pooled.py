@@ -101,17 +101,7 @@ def store_batches(store: Any, indices: Sequence[int], desc: str, *, progress: bo
 def fit_stats(store: Any, indices: Sequence[int], *, progress: bool = True,
               max_frames: int | None = None) -> CorpusStats:
     """Corpus statistics of the rows ``indices`` only (the training split: nothing else leaks in)."""
-    # A pooled-only store gives the stored AP vectors [B, D], which CorpusStats.fit takes in
-    # place of frames, with the lengths and codes that the store batches.
-    ap = None if store.has_frames else torch.as_tensor(store.pooled("ap")).float()
-    with closing(store_batches(store, indices, "statistics", progress=progress,
-                               max_frames=max_frames)) as batches:
-        # Our bar counts utterances; CorpusStats' own would count batches.
-        return CorpusStats.fit(
-            ((frames if ap is None else ap[rows], lengths, codes)
-             for frames, lengths, codes, rows in batches),
-            codebook_size=store.codebook_size, progress=False,
-        )
+    return CorpusStats.from_store(store, indices=indices, progress=progress, max_frames=max_frames)
 
 
 class FoldPooler:

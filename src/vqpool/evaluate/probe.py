@@ -5,8 +5,8 @@ Fixed pooling methods are pooled once and the probe trains on the cached matrix;
 """
 
 import copy
+import logging
 import statistics
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +31,8 @@ from vqpool.evaluate.results import make_row
 from vqpool.evaluate.splits import encode_labels, resolve_task, select_folds
 from vqpool.pooling import get_method, method_names, select_methods
 from vqpool.pooling.heads import build_head
+
+log = logging.getLogger(__name__)
 
 # METHODS.md section 6: (learning rate, batch size, epochs) per task.
 PROBE_DEFAULTS = {
@@ -327,8 +329,8 @@ def run_probe(
     task = resolve_task(store, task)
     hyper, known = probe_settings(task, lr=lr, batch_size=batch_size, epochs=epochs)
     if not known:
-        print(f"note: task {task!r} has no defaults in METHODS.md; using lr {hyper['lr']}, "
-              f"batch size {hyper['batch_size']}, {hyper['epochs']} epochs", file=sys.stderr)
+        log.info("note: task %r has no defaults in METHODS.md; using lr %s, batch size %s, "
+                 "%s epochs", task, hyper["lr"], hyper["batch_size"], hyper["epochs"])
     cache = (_frame_cache(store, sorted({i for f in chosen for i in f.used}), cache_frames, progress)
              if heads else None)
 

@@ -1,6 +1,6 @@
 """What a store's rows mean to an evaluation: the task, the folds and the labels."""
 
-import sys
+import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,11 +12,13 @@ from torch import Tensor
 
 from vqpool.errors import VqpoolError
 
+log = logging.getLogger(__name__)
+
 
 def resolve_task(store: Any, task: str | None = None) -> str:
     """The task name: given, recorded in the store header, implied by the header's corpus, or
     (for stores that record neither, as older ones and some written through the API) the name
-    of the store's folder, with a note saying so."""
+    of the store's folder, with a note (logged) saying so."""
     if task:
         return task
     header = store.header
@@ -31,8 +33,8 @@ def resolve_task(store: Any, task: str | None = None) -> str:
     if path is None:
         raise VqpoolError("the store header names no task or corpus: pass --task NAME")
     name = Path(path).resolve().name
-    print(f"note: {path} records no task or corpus; using its folder name {name!r} as the task "
-          "(pass --task NAME to choose another)", file=sys.stderr)
+    log.info("note: %s records no task or corpus; using its folder name %r as the task "
+             "(pass --task NAME to choose another)", path, name)
     return name
 
 

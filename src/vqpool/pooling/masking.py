@@ -3,11 +3,7 @@
 import torch
 from torch import Tensor
 
-
-def length_mask(lengths: Tensor, max_length: int) -> Tensor:
-    """``[B, L]`` bool: True on an utterance's true frames, False on padding."""
-    positions = torch.arange(max_length, device=lengths.device)
-    return positions[None, :] < lengths[:, None]
+from vqpool.tensors import length_mask as length_mask  # re-exported for pooling
 
 
 def weighted_average(frames: Tensor, weights: Tensor) -> Tensor:

@@ -7,8 +7,10 @@ whitening and soft-decay transforms of the AP vectors feed the baselines of sect
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, fields
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -27,6 +29,20 @@ SOFTDECAY_ALPHA = -0.6
 EIGEN_RTOL = 1e-10
 FORMAT = "vqpool.CorpusStats"
 FORMAT_VERSION = 1
+
+
+class StoreLike(Protocol):
+    """What `CorpusStats.from_store` reads: a ``vqpool.store.FeatureStore`` or the like."""
+
+    has_frames: bool
+    codebook_size: int | None
+
+    def indices(self, split: str | None = None) -> list[int]: ...
+
+    def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = ...) -> Iterable[
+        tuple[Tensor | None, Tensor, Tensor | None, list[int]]]: ...
+
+    def pooled(self, method: str) -> Tensor: ...
 
 
 def decay_singular_values(s: Tensor, alpha: float = SOFTDECAY_ALPHA) -> Tensor:
@@ -49,7 +65,8 @@ def code_tuple_ids(codes: Tensor, codebook_size: int) -> Tensor:
 
 @dataclass(eq=False, repr=False)
 class CorpusStats:
-    """What the training corpus contributes to pooling; build with `CorpusStats.fit` or `load`.
+    """What the training corpus contributes to pooling; build with `CorpusStats.fit`,
+    `CorpusStats.from_store` or `load`.
 
     ``include`` lists the parts fitted (of `PARTS`); the tensors of the other parts are None.
     ``code_counts`` holds raw counts: smoothing is added at pool time. Tensors live on the CPU.
@@ -147,6 +164,44 @@ class CorpusStats:
             gram = moments.scatter + moments.count * torch.outer(moments.mean, moments.mean)
             stats.softdecay_basis, stats.softdecay_scale = _softdecay_transform(gram)
         return stats
+
+    @classmethod
+    def from_store(
+        cls,
+        store: StoreLike,
+        split: str | None = "train",
+        *,
+        indices: Sequence[int] | None = None,
+        include: Iterable[str] | None = None,
+        max_frames: int | None = None,
+        progress: bool = True,
+    ) -> CorpusStats:
+        """Fit on the rows of ``split`` of a feature store (or on its rows ``indices``, which
+        take the place of ``split``), reading it one batch at a time.
+
+        A store that keeps frames gives its frames and codes; a pooled-only store gives its
+        stored AP vectors (``store.pooled("ap")``) in place of frames, with its codes. ``split``
+        None takes every row. ``include`` is as for `fit`; ``max_frames`` bounds a batch's padded
+        frames (default: the store's). ``progress`` shows a bar of utterances on stderr when
+        stderr is a terminal. ``vqpool stats fit`` saves what this returns.
+        """
+        chosen = list(store.indices(split) if indices is None else indices)
+        if not chosen:
+            where = f"split {split!r}" if indices is None else "indices"
+            raise VqpoolError(f"CorpusStats.from_store: {where} selects no rows of the store")
+        ap = None if store.has_frames else torch.as_tensor(store.pooled("ap")).float()
+        options = {} if max_frames is None else {"max_frames": max_frames}
+        bar = tqdm(total=len(chosen), desc="statistics", unit="utt", leave=False,
+                   disable=None if progress else True)  # None: drawn only on a terminal
+
+        def batches() -> Iterator[Batch]:
+            for frames, lengths, codes, rows in store.batches(chosen, **options):
+                yield (frames if ap is None else ap[rows], lengths, codes)
+                bar.update(len(rows))
+
+        # Closed even on an error, so no bar is left on screen under the error message.
+        with bar, closing(batches()) as stream:
+            return cls.fit(stream, store.codebook_size, include=include, progress=False)
 
     def tuple_frequency(self, codes: Tensor) -> Tensor:
         """``p(q_t)``: corpus count of each frame's code tuple / total frames, 0 for a tuple never

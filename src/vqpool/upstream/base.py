@@ -19,7 +19,7 @@ from torch import Tensor
 
 from vqpool import __version__
 from vqpool.errors import VqpoolError
-from vqpool.pooling.masking import length_mask
+from vqpool.tensors import length_mask
 
 if TYPE_CHECKING:
     from vqpool.upstream.codebook import KMeansCodebook

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from vqpool.errors import VqpoolError
 from vqpool.io import load_tagged, save_tagged
-from vqpool.pooling.masking import length_mask
+from vqpool.tensors import length_mask
 
 if TYPE_CHECKING:
     from vqpool.upstream.base import Upstream

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from vqpool.errors import VqpoolError
-from vqpool.pooling.masking import length_mask
+from vqpool.tensors import length_mask
 from vqpool.upstream.base import Hidden
 from vqpool.upstream.logmel import MelUpstream
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from vqpool.errors import VqpoolError
-from vqpool.pooling.masking import length_mask
+from vqpool.tensors import length_mask
 from vqpool.upstream.base import Hidden, Upstream
 
 

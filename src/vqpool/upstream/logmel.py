@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vqpool.pooling.masking import length_mask
+from vqpool.tensors import length_mask
 from vqpool.upstream.base import Hidden, Upstream
 
 
