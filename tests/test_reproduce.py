@@ -44,7 +44,7 @@ def test_reproduce_names_a_missing_root(tmp_path, capsys):
     code = main(["reproduce", "--upstream", str(model), "--tasks", "kws,sid",
                  "--roots", f"kws={tmp_path}", "--work", str(tmp_path / "w")])
     assert code == 1
-    assert "no --roots entry for sid" in capsys.readouterr().err
+    assert "--roots has no entry for sid" in capsys.readouterr().err
     code = main(["reproduce", "--upstream", str(model), "--tasks", "kws",
                  "--roots", f"kws={tmp_path},kwz={tmp_path}", "--work", str(tmp_path / "w")])
     assert code == 1 and "--roots names kwz, not a task" in capsys.readouterr().err

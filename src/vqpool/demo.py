@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,9 @@ def run_demo(
 
     started = time.perf_counter()
     if corpus not in ("synth", "fsdd"):
-        raise VqpoolError(f"--corpus must be synth or fsdd, not {corpus!r}")
+        raise ParameterError("corpus", f"must be synth or fsdd, not {corpus!r}")
     if corpus == "fsdd" and root is None:
-        raise VqpoolError("--corpus fsdd needs --root, the folder of FSDD's recordings")
+        raise ParameterError("corpus", "fsdd needs {root}, the folder of FSDD's recordings")
     # Load every upstream before minutes of work, so a wrong name fails at once.
     upstreams = {spec: load_upstream(spec, device=settings.device) for spec in settings.upstreams}
     out = Path(out_dir)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError, VqpoolError
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,10 @@ def reproduce(
         raise VqpoolError(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(CORPUS_OF_TASK)}")
     stray = [task for task in roots if task not in CORPUS_OF_TASK]
     if stray:
-        raise VqpoolError(f"--roots names {', '.join(stray)}, not a task; tasks: {', '.join(CORPUS_OF_TASK)}")
+        raise ParameterError("roots", f"names {', '.join(stray)}, not a task; tasks: {', '.join(CORPUS_OF_TASK)}")
     missing = [task for task in tasks if task not in roots]
     if missing:
-        raise VqpoolError(f"no --roots entry for {', '.join(missing)} (e.g. --roots kws=/data/speech_commands)")
+        raise ParameterError("roots", f"has no entry for {', '.join(missing)} (e.g. kws=/data/speech_commands)")
     absent = [f"{task}={roots[task]}" for task in tasks if not Path(roots[task]).is_dir()]
     if absent:
         raise VqpoolError(f"corpus folder not found: {', '.join(absent)}")
@@ -62,7 +62,7 @@ def reproduce(
         upstream, layers=layers, codebook=codebook, device=device, allow_download=allow_download
     )
     if model.num_codebooks is None:
-        raise VqpoolError(f"{upstream} has no quantizer: fit a codebook with `vqpool codebook fit` and pass --codebook")
+        raise ParameterError("codebook", f"is needed: {upstream} has no quantizer (fit one with `vqpool codebook fit`)")
     for task in tasks:
         corpus = CORPUS_OF_TASK[task]
         log.info("[vqpool reproduce] %s: %s at %s", task, corpus, roots[task])

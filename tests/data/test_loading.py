@@ -33,7 +33,7 @@ def test_rows_of_a_corpus_and_their_task(tmp_path, fsdd_root):
     assert speakers.task == "fsdd-speaker" and {row["label"] for row in speakers.rows} == {
         row["speaker"] for row in speakers.rows}
     assert load_rows(corpus="fsdd", root=fsdd_root).task == "fsdd-digit"
-    with pytest.raises(VqpoolError, match="corpus fsdd needs its root folder"):
+    with pytest.raises(VqpoolError, match="root is needed: corpus fsdd is read from its root folder"):
         load_rows(corpus="fsdd")
     with pytest.raises(VqpoolError, match="corpus speechcommands has no option label"):
         load_rows(corpus="speechcommands", root=root, label="speaker")

@@ -161,7 +161,7 @@ def test_a_store_without_task_takes_its_folder_name(tmp_path, caplog: pytest.Log
                        progress=False)
     assert row["task"] == "digits" and "folder name 'digits'" in caplog.text
     store.path = None
-    with pytest.raises(VqpoolError, match="pass --task NAME"):
+    with pytest.raises(VqpoolError, match="task is needed: the store header names no task or corpus"):
         run_bench(store, ["ap"], splits=[["train"] * 8 + ["test"] * 4], write=False, progress=False)
 
 

@@ -172,7 +172,10 @@ def test_missing_model_says_what_to_do(tmp_path):
     with pytest.raises(VqpoolError) as error:
         load_upstream("example-org/no-such-speech-model")
     message = str(error.value)
-    assert "example-org/no-such-speech-model" in message and "--allow-download" in message
+    assert "example-org/no-such-speech-model" in message and "allow downloads (allow_download)" in message
+    from vqpool.cli import describe
+
+    assert "allow downloads (--allow-download)" in describe(error.value)
     assert "cache" in message and "local" in message
     with pytest.raises(VqpoolError, match="no such model directory"):
         load_upstream(str(tmp_path / "missing"))

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from vqpool.data.common import Row, report_ignored, require_dir, visible
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError, VqpoolError
 
 NAME = re.compile(r"(?P<digit>\d)_(?P<speaker>[^_]+)_(?P<index>\d+)\.wav")
 LABELS = ("digit", "speaker")
@@ -66,7 +66,7 @@ def prepare(root: Path, *, label: str = "digit", split: str = "index", seed: int
 def _hold_out_speakers(rows: list[Row], seed: int) -> None:
     speakers = sorted({row["speaker"] for row in rows})
     if len(speakers) < 3:
-        raise VqpoolError(f"--split speaker needs three speakers or more, found {len(speakers)}")
+        raise ParameterError("split", f"speaker needs three speakers or more, found {len(speakers)}")
     random.Random(seed).shuffle(speakers)
     roles = {speakers[0]: "test", speakers[1]: "validation"}
     for row in rows:

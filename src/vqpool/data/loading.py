@@ -8,7 +8,7 @@ from typing import NamedTuple
 from vqpool.data.common import Row
 from vqpool.data.corpora import prepare, task_of
 from vqpool.data.manifest import read_manifest
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError, VqpoolError
 
 
 class LoadedRows(NamedTuple):
@@ -44,7 +44,7 @@ def load_rows(
             raise VqpoolError(f"{', '.join(extra)} only apply to a corpus, not to a manifest")
         return LoadedRows(read_manifest(manifest), None, task or Path(manifest).stem)
     if root is None:
-        raise VqpoolError(f"corpus {corpus} needs its root folder (--root)")
+        raise ParameterError("root", f"is needed: corpus {corpus} is read from its root folder")
     return LoadedRows(prepare(corpus, root, **given), corpus, task or task_of(corpus, **given))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError, VqpoolError
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,10 @@ def resolve_task(store: Any, task: str | None = None) -> str:
         return TASK_OF_CORPUS.get(corpus, str(corpus))
     path = getattr(store, "path", None)
     if path is None:
-        raise VqpoolError("the store header names no task or corpus: pass --task NAME")
+        raise ParameterError("task", "is needed: the store header names no task or corpus")
     name = Path(path).resolve().name
     log.info("note: %s records no task or corpus; using its folder name %r as the task "
-             "(pass --task NAME to choose another)", path, name)
+             "(name a task to choose another)", path, name)
     return name
 
 
@@ -89,7 +89,7 @@ def select_folds(
     chosen = []
     for number in numbers:
         if not 1 <= number <= len(splits):
-            raise VqpoolError(f"--fold {number}: the store has folds 1..{len(splits)}")
+            raise ParameterError("folds", f"{number}: the store has folds 1..{len(splits)}")
         names = splits[number - 1]
         if len(names) != len(meta):
             raise ValueError(f"fold {number} names {len(names)} splits for {len(meta)} rows")
@@ -125,7 +125,7 @@ def _fold_numbers(folds: str | int | Sequence[int]) -> list[int]:
         try:
             return [int(part) for part in folds.split(",")]
         except ValueError:
-            raise VqpoolError(f"--fold {folds!r}: expected 'all' or fold numbers") from None
+            raise ParameterError("folds", f"{folds!r}: expected 'all' or fold numbers") from None
     return list(folds)
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from vqpool import __version__
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError, VqpoolError
 from vqpool.tensors import length_mask
 
 if TYPE_CHECKING:
@@ -81,8 +81,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
     except RuntimeError as error:
         raise VqpoolError(f"device {device!r}: {error}") from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise VqpoolError(
-            f"device {device!r}: CUDA is not available on this machine (use --device cpu)"
+        raise ParameterError(
+            "device", f"{device!r}: CUDA is not available on this machine (use cpu)"
         )
     return resolved
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError, VqpoolError
 from vqpool.io import load_tagged, save_tagged
 from vqpool.tensors import length_mask
 
@@ -78,12 +78,13 @@ class KMeansCodebook:
         frames = np.asarray(torch.as_tensor(frames, dtype=torch.float32).cpu())
         count, dim = frames.shape
         if count < codebook_size:
-            raise VqpoolError(
-                f"only {count} frames to fit {codebook_size} centroids: use more audio or a smaller --size"
+            raise ParameterError(
+                "codebook_size", f"is {codebook_size}, but there are only {count} frames to fit the "
+                "centroids: use more audio or a smaller size"
             )
         if not 1 <= num_codebooks <= dim:
-            raise VqpoolError(
-                f"--codebooks {num_codebooks}: must lie between 1 and the dimension {dim}"
+            raise ParameterError(
+                "num_codebooks", f"is {num_codebooks}: it must lie between 1 and the dimension {dim}"
             )
         centroids, inertia = [], []
         for chunk in np.array_split(frames, num_codebooks, axis=1):

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError, VqpoolError
 from vqpool.tensors import length_mask
 from vqpool.upstream.base import Hidden, Upstream
 
@@ -40,12 +40,12 @@ def _missing_model(spec: str, allow_download: bool, error: Exception) -> VqpoolE
     if allow_download and not HF_HUB_OFFLINE:
         return VqpoolError(f"could not download model {spec!r} from the Hugging Face hub: {error}")
     how = (
-        "unset HF_HUB_OFFLINE and pass --allow-download (allow_download=True) to fetch it"
+        "unset HF_HUB_OFFLINE and allow downloads ({allow_download}) to fetch it"
         if HF_HUB_OFFLINE
-        else "pass --allow-download (allow_download=True) to fetch it once"
+        else "allow downloads ({allow_download}) to fetch it once"
     )
-    return VqpoolError(
-        f"model {spec!r} is neither a local directory nor in the Hugging Face cache "
+    return ParameterError(
+        "upstream", f"model {spec!r} is neither a local directory nor in the Hugging Face cache "
         f"({HF_HUB_CACHE}). Download it into that cache ({how}, or run `hf download {spec}`), "
         "or pass the path of a directory holding its config.json, weights and "
         "preprocessor_config.json."
