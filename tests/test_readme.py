@@ -26,3 +26,24 @@ def test_python_example_runs_on_a_local_checkpoint(tmp_path):
     vectors, weights = namespace["vectors"], namespace["weights"]
     assert vectors.shape == (2, 32) and torch.isfinite(vectors).all()
     assert torch.allclose(weights.sum(1), torch.ones(2))
+
+
+def test_own_method_example_runs(monkeypatch):
+    from vqpool.pooling import options, registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(options, "_DECLARED", dict(options._DECLARED))
+    example = next(block for block in re.findall(r"```python\n(.+?)\n```", README, re.S)
+                   if "register_method" in block)
+    generator = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, 4, (3, 8, 2), generator=generator)
+    namespace = {"frames": torch.randn(3, 8, 5, generator=generator), "codes": codes,
+                 "frame_lengths": torch.tensor([8, 5, 2])}
+    exec(example, namespace)
+    assert namespace["vectors"].shape == (3, 5)
+    # power 1 over one codebook is vq-lp of that codebook.
+    frames, lengths = namespace["frames"], namespace["frame_lengths"]
+    torch.testing.assert_close(
+        namespace["vqpool"].pool(frames, lengths, codes, method="vq-count"),
+        namespace["vqpool"].pool(frames, lengths, codes[..., :1], method="vq-lp"),
+    )
