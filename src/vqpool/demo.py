@@ -32,7 +32,7 @@ class DemoSettings:
     codebook_size: int = 64  # a few thousand training utterances do not fill 320 codes
     codebook_frames: int = 40_000
     probe_methods: tuple[str, ...] | None = None  # the paper's Table 2
-    # Keyword spotting's learning rate (METHODS.md section 6) with small batches, so a corpus of a
+    # Keyword spotting's learning rate (docs/methods.md section 6) with small batches, so a corpus of a
     # few thousand utterances gets a few hundred optimiser steps.
     probe_lr: float = 1e-2
     probe_batch_size: int = 128

@@ -34,7 +34,7 @@ def reproduce(
     allow_download: bool = False,
     on_bad_audio: str = "error",
 ) -> Path:
-    """Run both protocols of METHODS.md section 6 on ``tasks``; return the report folder.
+    """Run both protocols of docs/methods.md section 6 on ``tasks``; return the report folder.
 
     ``roots`` maps each task (kws, sid, ic, er) to its corpus folder in the official layout.
     """

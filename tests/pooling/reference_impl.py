@@ -1,4 +1,4 @@
-"""A slow, literal reading of METHODS.md sections 2-3: one utterance at a time, plain Python.
+"""A slow, literal reading of docs/methods.md sections 2-3: one utterance at a time, plain Python.
 
 Everything works on ``codes``, a list of code tuples (one per true frame), and returns a list
 of weights, one per frame. The fast path in vqpool.pooling must agree with this.
@@ -68,7 +68,7 @@ def allsquash_or(codes: Codes) -> Parts:
 
 
 def greedy_chaining(codes: Codes) -> Parts:
-    """The reference vq-allsquash-or, step by step as METHODS.md states it."""
+    """The reference vq-allsquash-or, step by step as docs/methods.md states it."""
     second = min(1, len(codes[0]) - 1)  # with one codebook its code plays both roles
     runs, t = [], 0
     for _, run in groupby(codes, key=lambda q: q[0]):

@@ -1,11 +1,11 @@
-"""The Figure 1 examples of METHODS.md section 3, and other hand-worked partitions."""
+"""The Figure 1 examples of docs/methods.md section 3, and other hand-worked partitions."""
 
 import pytest
 import torch
 
 from vqpool.pooling import frame_weights, partitions
 
-# METHODS.md section 3, (upper, lower) code of each frame
+# docs/methods.md section 3, (upper, lower) code of each frame
 AB = [(1, 2), (1, 1), (2, 1), (3, 2), (3, 2)]
 CD = [(3, 1), (1, 2), (2, 2), (3, 1), (4, 2)]
 

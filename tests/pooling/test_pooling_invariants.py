@@ -1,4 +1,4 @@
-"""The invariants of METHODS.md section 7, as property tests over random padded batches."""
+"""The invariants of docs/methods.md section 8, as property tests over random padded batches."""
 
 import pytest
 import torch
@@ -75,7 +75,7 @@ def test_unordered_methods_ignore_frame_order_under_paper_semantics(batch, data)
 
 
 def test_order_matters_for_squash_and_reference_allsquash_or():
-    # METHODS.md section 7: the squash methods and the greedy chaining read frames in time order
+    # docs/methods.md section 8: the squash methods and the greedy chaining read frames in time order
     lengths = torch.tensor([4])
     codes = torch.tensor([[(1, 1), (1, 1), (2, 2), (3, 3)]])
     shuffled = codes[:, [0, 2, 1, 3]]

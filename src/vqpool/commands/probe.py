@@ -7,7 +7,7 @@ from vqpool.commands.bench import add_common_arguments, common_options, method_l
 EPILOG = """example:
   vqpool probe --store feats/fluent-base --methods ap,sp,vq-lp,sap,asp,vap --seeds 3
   vqpool probe --store feats/speechcommands-base --methods vq-lp --epochs 20 --device cuda
-Defaults per task (METHODS.md section 6): lr 1e-2 for kws, else 1e-3; batch 4096 kws, 512 ic/er,
+Defaults per task (docs/methods.md section 6): lr 1e-2 for kws, else 1e-3; batch 4096 kws, 512 ic/er,
 128 sid; 200 epochs (50 sid). Other tasks: lr 1e-3, batch 512, 200 epochs."""
 
 

@@ -1,7 +1,7 @@
 """Which rows train, validate and test in each fold of a corpus.
 
 Ordinary corpora have one fold: the rows' own ``split``. Rows that carry a ``session`` (IEMOCAP)
-have one fold per session, which is left out for test (METHODS.md section 6). Such corpora have
+have one fold per session, which is left out for test (docs/methods.md section 7). Such corpora have
 no official validation split, and selecting on the test session leaks, so every fold holds the
 same rows of its training sessions out for validation: in each (session, label) group, sorted by
 id, every fifth row (positions 4, 9, 14, ...). That is 20% as in SUPERB's emotion recipe,

@@ -1,4 +1,4 @@
-"""The two evaluation protocols of METHODS.md section 6: 1-NN (Table 1) and linear probe (Table 2).
+"""The two evaluation protocols of docs/methods.md section 6: 1-NN (Table 1) and linear probe (Table 2).
 
 Public names are imported lazily so that reading a results file does not import the pooling code.
 """

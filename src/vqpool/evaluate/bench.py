@@ -51,7 +51,7 @@ def run_bench(
     Leave-one-session-out folds (rows with a ``session``) hold validation rows out for the probe
     only: here every training session's rows are training rows, as in the paper.
     ``methods="all"`` is every registered method the store can give (a logged note lists the
-    others). ``semantics``, ``a`` and ``smoothing`` default to METHODS.md's (paper, 1e-3, 1), or
+    others). ``semantics``, ``a`` and ``smoothing`` default to docs/methods.md's (paper, 1e-3, 1), or
     for a pooled-only store to those it was pooled with; a stored method refuses other values.
     ``options`` holds the options that registered methods declare.
     Rows are appended to ``results`` (default ``STORE/results.jsonl``) unless ``write`` is False.

@@ -34,7 +34,7 @@ from vqpool.pooling.heads import build_head
 
 log = logging.getLogger(__name__)
 
-# METHODS.md section 6: (learning rate, batch size, epochs) per task.
+# docs/methods.md section 6: (learning rate, batch size, epochs) per task.
 PROBE_DEFAULTS = {
     "kws": (1e-2, 4096, 200),
     "sid": (1e-3, 128, 50),
@@ -329,7 +329,7 @@ def run_probe(
     task = resolve_task(store, task)
     hyper, known = probe_settings(task, lr=lr, batch_size=batch_size, epochs=epochs)
     if not known:
-        log.info("note: task %r has no defaults in METHODS.md; using lr %s, batch size %s, "
+        log.info("note: task %r has no defaults in docs/methods.md; using lr %s, batch size %s, "
                  "%s epochs", task, hyper["lr"], hyper["batch_size"], hyper["epochs"])
     cache = (_frame_cache(store, sorted({i for f in chosen for i in f.used}), cache_frames, progress)
              if heads else None)

@@ -1,4 +1,4 @@
-"""The training-free baselines beside the VQ methods (METHODS.md section 4): statistics pooling,
+"""The training-free baselines beside the VQ methods (docs/methods.md section 4): statistics pooling,
 and the whitening and soft-decay transforms of AP vectors."""
 
 import torch

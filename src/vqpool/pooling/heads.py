@@ -1,4 +1,4 @@
-"""Trainable attention pooling heads (METHODS.md section 5), trained jointly with the linear probe.
+"""Trainable attention pooling heads (docs/methods.md section 5), trained jointly with the linear probe.
 
 Every head maps ``frames [B, L, D]`` and ``lengths [B]`` to ``[B, output_dim]``. Padding never
 reaches the output: it is zeroed on entry and gets exactly zero attention. fp16/bf16 frames are
@@ -48,7 +48,7 @@ def _mean_std(x: Tensor, weights: Tensor) -> Tensor:
     return torch.cat([mean, variance.clamp_min(1e-5).sqrt()], dim=-1)
 
 
-# W's output size, which METHODS.md leaves open: 128 as VAP's bottleneck and SpeechBrain's ASP
+# W's output size, which the paper leaves open (docs/methods.md section 5): 128 as VAP's bottleneck and SpeechBrain's ASP
 # attention channels, so the scorer costs a fraction of the frames' pass for D = 768 or 1024.
 ATTENTION_DIM = 128
 

@@ -1,6 +1,6 @@
 """Pooling options: the one place where their values are checked.
 
-The options of METHODS.md (``semantics``, ``a``, ``smoothing``) and those that registered methods
+The options of docs/methods.md (``semantics``, ``a``, ``smoothing``) and those that registered methods
 declare share one namespace. `PoolOptions` validates them all and its errors name the Python
 parameter (the CLI shows the matching flag instead).
 """
@@ -43,7 +43,7 @@ BUILTIN_OPTIONS: dict[str, Option] = {
     option.name: option
     for option in (
         Option("semantics", "paper", _semantics,
-               "paper: METHODS.md's definitions; reference: the reference code's behaviour"),
+               "paper: the paper's definitions (docs/methods.md); reference: the reference code's behaviour"),
         Option("a", 1e-3, _positive, "the vq-sif parameter a in a / (a + p)"),
         Option("smoothing", 1.0, _non_negative, "added to every corpus code count (vq-gp, vq-bp)"),
     )

@@ -1,4 +1,4 @@
-"""The four partitions of METHODS.md section 3, for a whole padded batch at once.
+"""The four partitions of docs/methods.md section 3, for a whole padded batch at once.
 
 A partition is a ``[B, L]`` int64 tensor of *labels*: the part of frame ``t`` is named by the
 index of its earliest frame (so labels are canonical and ``label[t] <= t``), padding is -1.
@@ -94,7 +94,7 @@ def allsquash_or(codes: Tensor, mask: Tensor) -> Tensor:
 
 
 def allsquash_or_greedy(codes: Tensor, mask: Tensor) -> Tensor:
-    """Reference: the greedy chaining of METHODS.md section 3, exactly.
+    """Reference: the greedy chaining of docs/methods.md section 3, exactly.
 
     Cut runs of equal first code. A run R merges into the part seeded with second code v iff its
     frame-by-frame scan meets v before any larger code, i.e. iff v is one of the running-maximum

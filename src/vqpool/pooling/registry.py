@@ -78,7 +78,7 @@ def _add(method: Method) -> Method:
     return method
 
 
-# --- the built-in methods, in the paper's order (METHODS.md sections 2-5) ---
+# --- the built-in methods, in the paper's order (docs/methods.md sections 2-5) ---
 
 Split = Callable[[Tensor, Tensor], Tensor]
 

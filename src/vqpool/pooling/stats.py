@@ -1,6 +1,6 @@
 """Corpus statistics fitted once on the training split and reused for every split.
 
-Code counts and tuple frequencies feed `vq-gp`, `vq-bp` and `vq-sif` (METHODS.md section 2); the
+Code counts and tuple frequencies feed `vq-gp`, `vq-bp` and `vq-sif` (docs/methods.md section 2); the
 whitening and soft-decay transforms of the AP vectors feed the baselines of section 4.
 """
 

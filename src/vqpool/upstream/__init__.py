@@ -1,4 +1,4 @@
-"""Upstreams: waveforms -> frames ``[B, T, D]`` and codes ``[B, T, G]`` (METHODS.md section 1).
+"""Upstreams: waveforms -> frames ``[B, T, D]`` and codes ``[B, T, G]`` (docs/methods.md section 1).
 
 ``load_upstream`` takes ``"logmel"``, ``"ge2e"``, a Hugging Face hub id or a local model directory.
 """

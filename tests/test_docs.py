@@ -1,0 +1,44 @@
+"""The method documentation is the project's own: in the repository, cited, complete, and the
+one every message, docstring and the README points to."""
+
+import re
+from pathlib import Path
+
+from vqpool.pooling import method_names
+
+REPO = Path(__file__).resolve().parents[1]
+METHODS_DOC = REPO / "docs" / "methods.md"
+
+
+def test_every_pointer_leads_to_the_projects_own_methods_page():
+    assert METHODS_DOC.is_file()
+    sources = [*(REPO / "src").rglob("*.py"), REPO / "README.md"]
+    stale = [str(path.relative_to(REPO)) for path in sources
+             if "METHODS.md" in path.read_text(encoding="utf-8")]
+    assert stale == []  # the spec file lies outside the repository and the wheel
+    assert "docs/methods.md" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_methods_page_cites_the_paper_and_covers_every_method_and_protocol():
+    text = METHODS_DOC.read_text(encoding="utf-8")
+    assert "Park, Choi, Heo and Park" in text and "Interspeech 2023" in text
+    assert "Unsupervised Speech Representation Pooling Using Vector Quantization" in text
+    for method in method_names(trained=None):  # the built-ins, as the registry lists them
+        assert re.search(rf"`{re.escape(method)}`", text), method
+    for words in ('semantics="reference"', "1-nearest-neighbour", "linear probe",
+                  "iden_split.txt", "testing_list.txt", "leaving one session out", "bootstrap"):
+        assert words in text, words
+    # every "section N" a docstring or message cites exists on the page
+    sections = {int(n) for n in re.findall(r"^## (\d+)\.", text, re.M)}
+    cited = {int(n) for path in (REPO / "src").rglob("*.py")
+             for n in re.findall(r"docs/methods\.md sections? (\d+)", path.read_text())}
+    assert cited and cited <= sections
+
+
+def test_the_readme_says_what_the_constraints_file_pins():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    pins = (REPO / "constraints.txt").read_text().split()
+    assert pins == ["torch==2.13.0"]
+    assert "pins the CPU build" not in readme  # it pins a version, not a build
+    assert "pins the PyTorch *version*" in readme
+    assert "download.pytorch.org/whl/cpu" in readme and "download.pytorch.org/whl/cu" in readme
