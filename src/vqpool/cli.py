@@ -9,7 +9,7 @@ from importlib import import_module
 
 from vqpool import __version__
 from vqpool.commands.logs import show_library_logs
-from vqpool.errors import ParameterError, VqpoolError
+from vqpool.errors import VqpoolError
 
 VERBS = ("demo", "data", "extract", "codebook", "stats", "bench", "probe", "report", "reproduce")
 
@@ -84,8 +84,6 @@ def describe(error: VqpoolError) -> str:
     (an option a registered method declares is ``--option NAME=VALUE``)."""
     from vqpool.pooling.options import is_declared  # imports no torch
 
-    if not isinstance(error, ParameterError):
-        return str(error)
     return error.render(lambda name: FLAGS.get(name) or (f"--option {name}" if is_declared(name) else name))
 
 if __name__ == "__main__":

@@ -1,33 +1,85 @@
-"""Errors a user can act on. The CLI prints these without a traceback."""
+"""Errors a user can act on. The CLI prints these without a traceback.
 
+A message may name Python parameters as ``{name}``, or a setting as ``{name=value}``; ``str()``
+spells them as Python does (``name``, ``name='value'``) and ``render`` as the caller asks (the
+CLI: ``--flag``, ``--flag value``, from its one table in ``vqpool.cli``).
+"""
+
+import os
 import re
 from collections.abc import Callable
+
+Spell = Callable[[str], str]
+
+
+def _python(name: str) -> str:
+    return name
+
+
+def fill(text: str, spell: Spell = _python) -> str:
+    """``text`` with every ``{name}`` and ``{name=value}`` spelled by ``spell``. A spelling that
+    is a flag (starts with ``-``) takes its value after a space, as a shell does; a Python name
+    takes ``=value`` (quoted unless it is a number)."""
+
+    def one(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        spelled = spell(name)
+        if value is None:
+            return spelled
+        if spelled.startswith("-"):
+            return f"{spelled}={value}" if " " in spelled else f"{spelled} {value}"
+        return f"{spelled}={value if re.fullmatch(r'[-+.0-9e]+', value) else repr(value)}"
+
+    return re.sub(r"\{([a-z_]+)(?:=([^{}\s]+))?\}", one, text)
 
 
 class VqpoolError(Exception):
     """Base class for errors caused by the user's input (files, arguments, data)."""
 
+    def render(self, spell: Spell = _python) -> str:
+        """The message with its parameters spelled by ``spell`` (none in a plain error)."""
+        return str(self)
+
 
 class ParameterError(VqpoolError):
     """A bad value of one Python parameter. The message starts with the parameter's name, and
-    ``{name}`` in ``problem`` stands for another parameter, so that the CLI can show the flags
-    the user typed instead (its one table in ``vqpool.cli``)."""
+    ``{name}`` (or ``{name=value}``) in ``problem`` stands for another parameter, so that the CLI
+    can show the flags the user typed instead."""
 
     def __init__(self, parameter: str, problem: str) -> None:
         self.parameter = parameter
         self.problem = problem
-        super().__init__(self.render(lambda name: name))
+        super().__init__(self.render())
 
-    def render(self, spell: Callable[[str], str]) -> str:
+    def render(self, spell: Spell = _python) -> str:
         """The message with every parameter spelled by ``spell`` (the CLI: its flag)."""
-        problem = re.sub(r"\{([a-z_]+)\}", lambda match: spell(match.group(1)), self.problem)
-        return f"{spell(self.parameter)} {problem}"
+        return f"{spell(self.parameter)} {fill(self.problem, spell)}"
+
+
+# What extraction does by default with an unusable file, and how to go on without it.
+SKIP_HINT = ("extraction stops at the first unusable file; {on_bad_audio=skip} skips such files "
+             "and lists them in the store's skipped.csv")
 
 
 class BadAudioError(VqpoolError):
-    """An audio file that cannot be used; names the file and the reason."""
+    """An audio file that cannot be used; names the file and the reason, then ``hint`` (by
+    default how extraction can skip such files; None where skipping is no option).
 
-    def __init__(self, path: object, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+    A file that does not exist is reported as "no such file", whichever reader found out (an
+    audio library calls it an unreadable file, or a "System error")."""
+
+    def __init__(self, path: object, reason: str, *, hint: str | None = SKIP_HINT) -> None:
         self.path = str(path)
+        if reason.startswith("unreadable") and not os.path.exists(self.path):
+            reason = "no such file"
         self.reason = reason
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self, spell: Spell = _python) -> str:
+        hint = f" ({fill(self.hint, spell)})" if self.hint else ""
+        return f"{self.path}: {self.reason}{hint}"
+
+    def without_hint(self) -> "BadAudioError":
+        """The same error for a caller that cannot skip files."""
+        return BadAudioError(self.path, self.reason, hint=None)

@@ -4,6 +4,7 @@ Reading frames dominates on real corpora, so one pass over a store pools a batch
 method at once; methods without corpus statistics are pooled once for all folds.
 """
 
+import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
@@ -14,7 +15,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from vqpool.errors import ParameterError
+from vqpool.errors import ParameterError, VqpoolError
 from vqpool.evaluate.results import append_result
 from vqpool.evaluate.splits import Fold
 from vqpool.pooling import (
@@ -26,6 +27,8 @@ from vqpool.pooling import (
     pool,
     select_methods,
 )
+
+log = logging.getLogger(__name__)
 
 Batch = tuple[Tensor, Tensor, Tensor | None, list[int]]
 
@@ -141,13 +144,27 @@ class FoldPooler:
         stats = self.stats
         if to_fit and stats is None:
             start = time.perf_counter()
-            stats = fit_stats(self.store, fold.fit_indices(self.include_validation),
-                              progress=self.progress, max_frames=self.max_frames)
+            fit_rows = fold.fit_indices(self.include_validation)
+            stats = fit_stats(self.store, fit_rows, progress=self.progress,
+                              max_frames=self.max_frames)
             for method in to_fit:
                 self.seconds[method] = self.seconds.get(method, 0.0) + time.perf_counter() - start
+            unserved = self._unserved(to_fit, stats, fold, len(fit_rows))
+            stats_methods = [m for m in stats_methods if m not in unserved]
         if self.store.has_frames:
             return self._pool_frames(rows, stats, stats_methods)
         return {m: self._from_pooled(m, rows, stats) for m in self.methods}
+
+    def _unserved(self, methods: list[str], stats: CorpusStats, fold: Fold, count: int) -> list[str]:
+        """The methods whose statistics the fold's training rows could not give (too few for
+        whitening): left out of every fold from now on, with a logged note, not an abort."""
+        unserved = [m for m in methods if not get_method(m).stats_parts <= set(stats.include)]
+        for method in unserved:
+            lacking = ", ".join(sorted(get_method(method).stats_parts - set(stats.include)))
+            log.info("note: leaving out %s: fold %d has %d training utterance(s), too few to fit "
+                     "its corpus statistics (%s)", method, fold.number, count, lacking)
+        self.methods = [m for m in self.methods if m not in unserved]
+        return unserved
 
     def _pool_frames(self, rows: list[int], stats: CorpusStats | None,
                      stats_methods: list[str]) -> dict[str, Tensor]:
@@ -193,10 +210,13 @@ class FoldPooler:
 
 
 def open_store(store: Any) -> Any:
-    """A ``FeatureStore`` from itself or its path."""
+    """A ``FeatureStore`` from itself or its path (a path that does not exist says so)."""
     if isinstance(store, (str, Path)):
         from vqpool.store import FeatureStore
 
+        if not Path(store).exists():
+            raise VqpoolError(f"{store}: no such folder (a feature store is a folder that "
+                              "extraction writes)")
         return FeatureStore(store)
     return store
 

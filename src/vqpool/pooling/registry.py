@@ -45,6 +45,8 @@ class Method:
     head: Callable[[int], nn.Module] | None = None
     needs_codes: bool = False
     needs_stats: bool = False
+    # The parts of CorpusStats (`vqpool.pooling.stats.PARTS`) it reads; empty: whatever is fitted.
+    stats_parts: frozenset[str] = frozenset()
     options: frozenset[str] = frozenset()  # the options that change its output
     output_factor: int = 1  # output size = output_factor x frame size
     builtin: bool = False
@@ -107,14 +109,17 @@ _TABLE2 = frozenset({"probe"})  # the paper's Table 2 rows
 _FIGURE3 = frozenset({"frame-weights"})  # Figure 3's panels
 _FIGURE3_STATS = frozenset({"frame-weights-stats"})  # Figure 3's panels when statistics are given
 _FIGURE2 = frozenset({"map"})  # Figure 2's t-SNE maps
+_COUNTS = frozenset({"counts"})  # the corpus code counts
 for _method in (
     Method("ap", weights=lambda lengths, codes, mask, stats, o: weights.average(mask), tags=_TABLE2 | _FIGURE2,
            description="average pooling: every frame weighs 1/T"),
     Method("sp", vectors=lambda frames, lengths, codes, stats, o: baselines.statistics_pooling(frames, lengths),
            output_factor=2, tags=_TABLE2, description="statistics pooling: [mean; std]"),
     Method("whitening", transform=lambda ap, stats, o: baselines.whiten(ap, stats), needs_stats=True,
+           stats_parts=frozenset({"whitening"}),
            description="WhiteningBERT: the AP vector whitened with the corpus's moments"),
     Method("softdecay", transform=_soft_decay, needs_stats=True, options=frozenset({"semantics"}),
+           stats_parts=frozenset({"softdecay"}),
            description="Soft-Decay: the AP vector with its singular values flattened"),
     Method("vq-squash-and", weights=_partition(partitions.squash_and), needs_codes=True, tags=_FIGURE3,
            description="runs of identical code tuples share one vote"),
@@ -127,7 +132,7 @@ for _method in (
            options=frozenset({"semantics"}), tags=_FIGURE3,
            description="frames linked by any shared code share one vote"),
     Method("vq-sif", weights=lambda lengths, codes, mask, stats, o: weights.sif(codes, mask, stats, o.a),
-           needs_codes=True, needs_stats=True, options=frozenset({"a"}),
+           needs_codes=True, needs_stats=True, stats_parts=_COUNTS, options=frozenset({"a"}),
            description="smooth inverse frequency of the code tuple"),
     Method("vq-lp", weights=lambda lengths, codes, mask, stats, o: weights.local_probability(
                codes, mask, int(codes.max()) + 1),
@@ -135,12 +140,12 @@ for _method in (
            description="inverse count of a frame's codes within the utterance"),
     Method("vq-gp", weights=lambda lengths, codes, mask, stats, o: weights.global_probability(
                codes, mask, stats, o.smoothing),
-           needs_codes=True, needs_stats=True, options=frozenset({"smoothing"}), tags=_FIGURE3_STATS,
-           description="inverse corpus count of a frame's codes"),
+           needs_codes=True, needs_stats=True, stats_parts=_COUNTS, options=frozenset({"smoothing"}),
+           tags=_FIGURE3_STATS, description="inverse corpus count of a frame's codes"),
     Method("vq-bp", weights=lambda lengths, codes, mask, stats, o: weights.both_probability(
                codes, mask, stats, o.smoothing),
-           needs_codes=True, needs_stats=True, options=frozenset({"smoothing"}), tags=_FIGURE3_STATS,
-           description="the product of the vq-lp and vq-gp weights"),
+           needs_codes=True, needs_stats=True, stats_parts=_COUNTS, options=frozenset({"smoothing"}),
+           tags=_FIGURE3_STATS, description="the product of the vq-lp and vq-gp weights"),
     Method("sap", head=_head(heads.SelfAttentivePooling), tags=_TABLE2,
            description="self-attentive pooling (trained)"),
     Method("asp", head=_head(heads.AttentiveStatisticsPooling), output_factor=2, tags=_TABLE2,

@@ -23,6 +23,7 @@ from vqpool.pooling.masking import length_mask, weighted_average
 Batch = tuple[Tensor | None, Tensor, Tensor | None]
 
 PARTS = ("counts", "whitening", "softdecay")
+MIN_WHITENING = 2  # utterances: one AP vector has no scatter to whiten with
 SOFTDECAY_ALPHA = -0.6
 # Eigenvalues of a D x D scatter or Gram matrix below this fraction of the largest are numerical
 # zeros (fp32 inputs, float64 maths): their directions get weight 0 instead of being blown up.
@@ -110,7 +111,9 @@ class CorpusStats:
         ``frames`` is ``[B, L, D]`` (padded), or ``[B, D]`` AP vectors already pooled (stores
         that keep pooled vectors only), or None; ``lengths`` ``[B]`` counts each utterance's true
         frames; ``codes`` is ``[B, L, G]`` or None. Every batch must carry the same kinds.
-        ``include`` picks parts of `PARTS` (default: all the batches allow); ``codebook_size`` (V)
+        ``include`` picks parts of `PARTS` (default: all the batches allow; "whitening" needs
+        the AP vectors of at least `MIN_WHITENING` utterances, and is left out of fewer unless
+        asked for, which is an error); ``codebook_size`` (V)
         is needed for "counts". Pass the training split's batches; to reproduce the reference
         implementation, whose counts also covered the validation split, chain both splits.
         ``progress`` shows a bar of batches on stderr.
@@ -150,6 +153,8 @@ class CorpusStats:
                 "CorpusStats.fit: batches is empty; pass the training split's batches"
             )
 
+        if wanted is None and moments is not None and moments.count < MIN_WHITENING:
+            parts = tuple(part for part in parts if part != "whitening")
         stats = cls(include=parts, num_utterances=num_utterances, total_frames=total_frames)
         if counts is not None:
             stats.num_codebooks, stats.codebook_size = counts.num_codebooks, counts.codebook_size
@@ -334,10 +339,10 @@ def _ap_vectors(frames: Tensor, lengths: Tensor) -> Tensor:
 
 def _whitening_matrix(scatter: Tensor, count: int) -> Tensor:
     """``W = U diag(1 / sqrt(s))`` from the SVD of the scatter matrix; null directions get 0."""
-    if count < 2:
+    if count < MIN_WHITENING:
         raise VqpoolError(
-            "whitening needs the AP vectors of at least 2 utterances; fit on more data or pass "
-            "include without 'whitening'"
+            f"whitening needs the AP vectors of at least {MIN_WHITENING} utterances; fit on more "
+            "data or pass include without 'whitening'"
         )
     u, s, _ = torch.linalg.svd(scatter)
     return u * torch.where(s > EIGEN_RTOL * s[0], s.rsqrt(), 0.0)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vqpool.audio import load_audio
-from vqpool.errors import ParameterError, VqpoolError
+from vqpool.errors import BadAudioError, ParameterError, VqpoolError
 from vqpool.report.figures import check_tsne_points, plot_frame_weights, plot_tsne
 
 if TYPE_CHECKING:
@@ -74,7 +74,10 @@ def draw_frame_weights(
         methods = method_names(tag="frame-weights")
         if corpus_stats is not None:
             methods += method_names(tag="frame-weights-stats")
-    waveform = load_audio(audio, model.sample_rate, min_samples=model.min_samples)
+    try:
+        waveform = load_audio(audio, model.sample_rate, min_samples=model.min_samples)
+    except BadAudioError as error:  # one file to draw: there is nothing to skip to
+        raise error.without_hint() from None
     output = model(torch.from_numpy(waveform)[None], torch.tensor([waveform.size]))
     chosen, skipped = _drawable(
         methods,

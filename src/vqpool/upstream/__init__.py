@@ -13,7 +13,10 @@ import torch
 from vqpool.upstream.base import Upstream, UpstreamOutput
 from vqpool.upstream.codebook import KMeansCodebook
 
-__all__ = ["KMeansCodebook", "Upstream", "UpstreamOutput", "load_upstream"]
+__all__ = ["BUILTIN_UPSTREAMS", "KMeansCodebook", "Upstream", "UpstreamOutput", "load_upstream"]
+
+BUILTIN_UPSTREAMS = ("logmel", "ge2e")
+"""The upstreams vqpool carries itself; every other spec is a transformers model."""
 
 
 def load_upstream(

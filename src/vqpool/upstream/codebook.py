@@ -151,6 +151,29 @@ class KMeansCodebook:
         return cls(state["centroids"], state["settings"], Path(path))
 
 
+def frames_in(
+    upstream: Upstream, paths: Sequence[str | os.PathLike], order: Sequence[int], enough: int
+) -> int:
+    """Frames ``upstream`` gives for the files at ``paths`` taken in ``order``, counted from the
+    audio headers until ``enough`` are found (the rest need not be read): what a sample of at
+    most ``enough`` frames will see."""
+    import soundfile
+
+    from vqpool.errors import BadAudioError
+
+    total = 0
+    for i in order:
+        if total >= enough:
+            break
+        try:
+            info = soundfile.info(str(paths[i]))
+        except Exception as error:  # soundfile raises several types for unreadable files
+            raise BadAudioError(paths[i], f"unreadable audio ({error})", hint=None) from error
+        samples = round(info.frames * upstream.sample_rate / info.samplerate)
+        total += max(0, int(upstream.num_frames(samples)))
+    return min(total, enough)
+
+
 def sample_frames(
     upstream: Upstream,
     paths: Sequence[str | os.PathLike],
@@ -164,34 +187,40 @@ def sample_frames(
     """Up to ``max_frames`` frames of ``layer`` from utterances drawn at random, and how many were read.
 
     Utterances are read in a seeded random order until enough frames are in, so the model only
-    runs on what the sample needs; the surplus of the last batch is dropped at random.
+    runs on what the sample needs; the surplus of the last batch is dropped at random. The
+    progress bar (on a terminal only) counts to the frames the sample will really see.
     """
     from tqdm import tqdm
 
     from vqpool.audio import load_audio
+    from vqpool.errors import BadAudioError
 
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(paths), generator=generator).tolist()
+    expected = frames_in(upstream, paths, order, max_frames) if progress else max_frames
     collected: list[Tensor] = []
     total = used = 0
-    with tqdm(total=max_frames, unit="frame", desc="codebook frames", disable=not progress) as bar:
+    with tqdm(total=expected, unit="frame", desc="codebook frames",
+              disable=None if progress else True, leave=False) as bar:
         for start in range(0, len(order), batch_size):
             if total >= max_frames:
                 break
-            audio = [
-                torch.from_numpy(
-                    load_audio(paths[i], upstream.sample_rate, min_samples=upstream.min_samples)
-                )
-                for i in order[start : start + batch_size]
-            ]
+            try:
+                audio = [
+                    torch.from_numpy(
+                        load_audio(paths[i], upstream.sample_rate, min_samples=upstream.min_samples)
+                    )
+                    for i in order[start : start + batch_size]
+                ]
+            except BadAudioError as error:  # no skipping here: the codebook needs clean audio
+                raise error.without_hint() from None
             lengths = torch.tensor([len(waveform) for waveform in audio])
             waveforms = torch.nn.utils.rnn.pad_sequence(audio, batch_first=True)
             frames, frame_lengths, _ = upstream(waveforms, lengths, layers=layer)
             collected.append(frames[length_mask(frame_lengths, frames.shape[1])].cpu())
             used += len(audio)
             total += collected[-1].shape[0]
-            bar.update(min(collected[-1].shape[0], bar.total - bar.n))
-        bar.total = bar.n  # the corpus may hold fewer frames than asked for: end the bar at 100%
+            bar.update(min(collected[-1].shape[0], max_frames - bar.n))
     frames = torch.cat(collected) if collected else torch.empty(0, 0)
     if frames.shape[0] > max_frames:
         frames = frames[torch.randperm(frames.shape[0], generator=generator)[:max_frames]]

@@ -32,21 +32,38 @@ def normalize_waveforms(waveforms: Tensor, lengths: Tensor) -> Tensor:
     return (waveforms - mean) / torch.sqrt(variance + 1e-7) * mask
 
 
+def near_names(spec: str) -> list[str]:
+    """The built-in upstreams that ``spec`` looks like a typo of, closest first."""
+    from difflib import get_close_matches
+
+    from vqpool.upstream import BUILTIN_UPSTREAMS
+
+    return get_close_matches(spec.lower(), BUILTIN_UPSTREAMS, n=len(BUILTIN_UPSTREAMS), cutoff=0.6)
+
+
 def _missing_model(spec: str, allow_download: bool, error: Exception) -> VqpoolError:
     from huggingface_hub.constants import HF_HUB_CACHE, HF_HUB_OFFLINE
 
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:  # a path, not "namespace/name"
         return VqpoolError(f"{spec}: no such model directory")
+    from vqpool.upstream import BUILTIN_UPSTREAMS
+
+    near = near_names(spec)
+    guess = (f"{spec!r} is not a built-in upstream: did you mean {' or '.join(near)}? (The "
+             f"built-in upstreams are {' and '.join(BUILTIN_UPSTREAMS)}; any other name is taken "
+             "for a transformers model.) As a model, ") if near else ""
+    model = "it" if near else f"model {spec!r}"
     if allow_download and not HF_HUB_OFFLINE:
-        return VqpoolError(f"could not download model {spec!r} from the Hugging Face hub: {error}")
+        return ParameterError("upstream", f"{guess}{model} could not be downloaded from the "
+                              f"Hugging Face hub: {error}")
     how = (
         "unset HF_HUB_OFFLINE and allow downloads ({allow_download}) to fetch it"
         if HF_HUB_OFFLINE
         else "allow downloads ({allow_download}) to fetch it once"
     )
     return ParameterError(
-        "upstream", f"model {spec!r} is neither a local directory nor in the Hugging Face cache "
-        f"({HF_HUB_CACHE}). Download it into that cache ({how}, or run `hf download {spec}`), "
+        "upstream", f"{guess}{model} is neither a local directory nor in the Hugging Face "
+        f"cache ({HF_HUB_CACHE}). Download it into that cache ({how}, or run `hf download {spec}`), "
         "or pass the path of a directory holding its config.json, weights and "
         "preprocessor_config.json."
     )
