@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from vqpool.evaluate.knn import one_nn_accuracy
+from vqpool.evaluate.bootstrap import bootstrap_ci
+from vqpool.evaluate.knn import one_nn_hits
 from vqpool.evaluate.options import at_least, check_device, resolve_pool_options
 from vqpool.evaluate.pooled import FoldPooler, open_store, store_offers, store_path, write_rows
 from vqpool.evaluate.results import make_row
@@ -79,13 +80,13 @@ def run_bench(
                         device=device, max_frames=max_frames, progress=progress)
     task = resolve_task(store, task)
 
-    per_fold: dict[str, list[float]] = {m: [] for m in pooler.methods}
+    hits: dict[str, list[torch.Tensor]] = {m: [] for m in pooler.methods}  # per fold
     search_seconds = dict.fromkeys(pooler.methods, 0.0)
     for fold in chosen:
         vectors = pooler.vectors(fold, fold.train + fold.test)  # validation rows sit out
-        for method in pooler.methods:
+        for method in pooler.methods:  # less any the fold's statistics could not serve
             start = time.perf_counter()
-            per_fold[method].append(one_nn_accuracy(
+            hits[method].append(one_nn_hits(
                 vectors[method][fold.train], labels[fold.train],
                 vectors[method][fold.test], labels[fold.test], chunk=chunk, device=device,
             ))
@@ -100,14 +101,16 @@ def run_bench(
     path = store_path(store)
     rows = []
     for method in pooler.methods:
+        per_fold = [100.0 * h.double().mean().item() for h in hits[method]]
         row = make_row(
             protocol="1nn", method=method, task=task, header=store.header,
-            store=str(path) if path else None, per_fold=per_fold[method], per_seed=None,
+            store=str(path) if path else None, per_fold=per_fold, per_seed=None,
             num_train=sum(len(fold.train) for fold in chosen),
             num_test=sum(len(fold.test) for fold in chosen),
             settings={**pooled_with[method].as_dict(), **settings},
             seconds=pooler.seconds.get(method, 0.0) + search_seconds[method],
             timings={"pool": pooler.seconds.get(method, 0.0), "search": search_seconds[method]},
+            ci95=bootstrap_ci([[h] for h in hits[method]]),
         )
         rows.append(row)
     if write:

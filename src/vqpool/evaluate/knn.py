@@ -1,5 +1,7 @@
 """Exact cosine 1-nearest-neighbour classification (paper Table 1), by chunked matrix products."""
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -34,7 +36,7 @@ def nearest_neighbours(
     return torch.cat(found) if found else torch.empty(0, dtype=torch.long)
 
 
-def one_nn_accuracy(
+def one_nn_hits(
     train_x: Tensor,
     train_y: Tensor,
     test_x: Tensor,
@@ -42,9 +44,17 @@ def one_nn_accuracy(
     *,
     chunk: int | None = None,
     device: str | torch.device = "cpu",
-) -> float:
-    """Percentage of test vectors whose nearest training vector carries their label."""
+) -> Tensor:
+    """Whether each test vector's nearest training vector carries its label: bool ``[N_test]``
+    (what a bootstrap over test utterances resamples)."""
     if len(test_x) == 0:
         raise ValueError("1-NN accuracy needs at least one test vector")
     predicted = train_y.cpu()[nearest_neighbours(train_x, test_x, chunk=chunk, device=device)]
-    return 100.0 * (predicted == test_y.cpu()).double().mean().item()
+    return predicted == test_y.cpu()
+
+
+def one_nn_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor,
+                    **search: Any) -> float:
+    """Percentage of test vectors whose nearest training vector carries their label
+    (``search``: ``chunk`` and ``device``, as for `one_nn_hits`)."""
+    return 100.0 * one_nn_hits(train_x, train_y, test_x, test_y, **search).double().mean().item()

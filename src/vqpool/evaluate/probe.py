@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vqpool.errors import ParameterError
+from vqpool.evaluate.bootstrap import bootstrap_ci
 from vqpool.evaluate.options import at_least, check_device, positive, resolve_pool_options
 from vqpool.evaluate.pooled import (
     FoldPooler,
@@ -155,26 +156,40 @@ class Probe(nn.Module):
 
 @dataclass
 class ProbeResult:
-    """``best_epoch`` indexes ``valid_curve`` (0 = after the first epoch); ``model`` is that epoch's."""
+    """``best_epoch`` indexes ``valid_curve`` (0 = after the first epoch); ``model`` is that
+    epoch's; ``test_hits`` says which test utterances it classified right (bool ``[N_test]``, in
+    the order ``test.batches(..., None)`` yields them: the same for every seed)."""
 
     test_accuracy: float
     valid_accuracy: float
     best_epoch: int
     valid_curve: list[float] = field(repr=False)
     model: Probe = field(repr=False)
+    test_hits: Tensor | None = field(default=None, repr=False)
+
+    @property
+    def best_is_last(self) -> bool:
+        """The last epoch scored best on validation: more epochs would likely score better."""
+        return self.best_epoch == len(self.valid_curve) - 1
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ProbeData, *, batch_size: int = 4096,
-             device: str | torch.device = "cpu") -> float:
-    """Accuracy in percent."""
+def hits(model: nn.Module, data: ProbeData, *, batch_size: int = 4096,
+         device: str | torch.device = "cpu") -> Tensor:
+    """Whether each utterance is classified right: bool ``[len(data)]``, in batch order."""
     model.eval()
-    correct = 0
+    found = []
     for batch in data.batches(batch_size, None):
         for x, lengths, y in batch:
             logits = model(x.to(device), lengths.to(device) if lengths is not None else None)
-            correct += int((logits.argmax(dim=1).cpu() == y).sum())
-    return 100.0 * correct / len(data)
+            found.append(logits.argmax(dim=1).cpu() == y)
+    return torch.cat(found) if found else torch.zeros(0, dtype=torch.bool)
+
+
+def evaluate(model: nn.Module, data: ProbeData, *, batch_size: int = 4096,
+             device: str | torch.device = "cpu") -> float:
+    """Accuracy in percent."""
+    return 100.0 * int(hits(model, data, batch_size=batch_size, device=device).sum()) / len(data)
 
 
 def train_probe(
@@ -226,13 +241,27 @@ def train_probe(
             if patience is not None and epoch - best_epoch >= patience:
                 break
     model.load_state_dict(best_state)
+    test_hits = hits(model, test, batch_size=batch_size, device=device)
     return ProbeResult(
-        test_accuracy=evaluate(model, test, batch_size=batch_size, device=device),
+        test_accuracy=100.0 * int(test_hits.sum()) / len(test),
         valid_accuracy=curve[best_epoch],
         best_epoch=best_epoch,
         valid_curve=curve,
         model=model.cpu(),
+        test_hits=test_hits,
     )
+
+
+def _warn_if_under_trained(best_epochs: Mapping[str, list[list[int]]], epochs: int) -> None:
+    """One warning naming every method whose best validation epoch was its last (a run that
+    patience stopped early cannot be one): its score is likely still rising."""
+    last = [method for method, runs in best_epochs.items()
+            if any(best == epochs for seeds in runs for best in seeds)]
+    if last:
+        log.warning(
+            "warning: the best validation epoch of %s was the last of %d: %s may be under-trained "
+            "and score higher with more epochs", ", ".join(last), epochs,
+            "this probe" if len(last) == 1 else "these probes")
 
 
 class StoreFrames(Sequence[Tensor]):
@@ -335,6 +364,7 @@ def run_probe(
              if heads else None)
 
     scores: dict[str, list[list[float]]] = {m: [] for m in methods}  # [fold][seed]
+    test_hits: dict[str, list[list[Tensor]]] = {m: [] for m in methods}  # [fold][seed]
     best_epochs: dict[str, list[list[int]]] = {m: [] for m in methods}
     seconds = dict.fromkeys(methods, 0.0)
     common = {"num_classes": len(classes), "lr": hyper["lr"], "batch_size": hyper["batch_size"],
@@ -342,7 +372,9 @@ def run_probe(
               "progress": progress}
     for fold in chosen:
         vectors = pooler.vectors(fold) if pooler is not None else {}
-        for method in methods:
+        # A fixed method the fold's statistics could not serve is left out (the pooler says why).
+        methods = [m for m in methods if m in heads or m in vectors]
+        for number, method in enumerate(methods, start=1):
             if method in heads:
                 dim = store.dim
                 splits_data = [Frames(StoreFrames(store, rows, cache), labels[rows],
@@ -352,17 +384,25 @@ def run_probe(
                 dim = vectors[method].shape[1]
                 splits_data = [Vectors(vectors[method][rows], labels[rows])
                                for rows in (fold.train, fold.validation, fold.test)]
-            scores[method].append([])
-            best_epochs[method].append([])
+            for record in (scores, test_hits, best_epochs):
+                record[method].append([])
+            started = time.perf_counter()
             for seed in seed_list:
-                start = time.perf_counter()
                 torch.manual_seed(seed)  # the head's initial weights follow the seed too
                 head = build_head(method, dim) if method in heads else None
                 result = train_probe(*splits_data, dim=dim, head=head, seed=seed,
                                      desc=f"{method} fold {fold.number} seed {seed}", **common)
-                seconds[method] += time.perf_counter() - start
                 scores[method][-1].append(result.test_accuracy)
+                test_hits[method][-1].append(result.test_hits)
                 best_epochs[method][-1].append(result.best_epoch + 1)
+            seconds[method] += time.perf_counter() - started
+            # One line per method, for logs as much as for terminals (the bar is a terminal's).
+            where = f" fold {fold.number}/{len(chosen)}" if len(chosen) > 1 else ""
+            log.info("probe %d/%d %s%s: test %.2f%%, best validation epoch %s of %d, %.0f s",
+                     number, len(methods), method, where, statistics.fmean(scores[method][-1]),
+                     "/".join(map(str, best_epochs[method][-1])), hyper["epochs"],
+                     time.perf_counter() - started)
+    _warn_if_under_trained(best_epochs, hyper["epochs"])
 
     settings = {
         **hyper, "seeds": seed_list, "patience": patience,
@@ -385,6 +425,7 @@ def run_probe(
                       "best_epochs": best_epochs[method]},
             seconds=pool_seconds + seconds[method],
             timings={"pool": pool_seconds, "train": seconds[method]},
+            ci95=bootstrap_ci(test_hits[method]),
         ))
     if write:
         write_rows(store, rows, results)
