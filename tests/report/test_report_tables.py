@@ -196,19 +196,27 @@ def test_report_files_match_the_input(results_files: list[Path], tmp_path: Path)
         "protocol",
         "upstream",
         "task",
+        "variant",
         "method",
         "ours",
         "std",
+        "ci95_low",
+        "ci95_high",
         "paper",
+        "store",
     ]
     assert rows["1nn", BASE, "kws", "vq-lp"] == {
         "protocol": "1nn",
         "upstream": BASE,
         "task": "kws",
+        "variant": "",
         "method": "vq-lp",
         "ours": "76.0",
         "std": "",
+        "ci95_low": "",  # rows written before vqpool kept an interval still report
+        "ci95_high": "",
         "paper": "74.48",
+        "store": "/stores/x",
     }
     assert float(rows["1nn", BASE, "avg", "ap"]["ours"]) == pytest.approx(38.65)
     assert float(rows["1nn", BASE, "avg", "ap"]["paper"]) == 38.11

@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="*",
         type=Path,
         metavar="RESULTS",
-        help="JSON-lines results of vqpool bench/probe; the newest row per (protocol, upstream, task, method) wins",
+        help="JSON-lines results of vqpool bench/probe (STORE/results.jsonl); of the rows of one "
+        "store and settings, the newest per (protocol, upstream, task, method) wins",
     )
     parser.add_argument(
         "--out",
@@ -141,10 +142,13 @@ def run(args: argparse.Namespace) -> int:
             print(report.to_text(table), end="\n\n")
         if files.results.superseded:
             print(
-                f"{len(files.results.superseded)} older result row(s) superseded by newer runs (newest timestamp wins)"
+                f"{len(files.results.superseded)} older result row(s) superseded by newer runs of "
+                "the same store and settings (newest timestamp wins)"
             )
         print(f"report: {files.markdown}\ntables: {files.csv}\nresults: {files.json}")
         print("bars: " + ", ".join(map(str, files.bars)))
         if files.figures:
             print("figures: " + ", ".join(map(str, files.figures)))
+    elif (files := report.update_report(args.out)) is not None:  # a figure added to a report
+        print(f"report: {files.markdown} (updated: it shows the new figure)")
     return 0

@@ -7,7 +7,7 @@
 (``store_vectors`` gives the pooled vectors themselves).
 """
 
-from vqpool.report.build import ReportFiles, write_report
+from vqpool.report.build import ReportFiles, update_report, write_report
 from vqpool.report.figures import (
     check_tsne_points,
     plot_accuracy_bars,
@@ -38,5 +38,6 @@ __all__ = [
     "store_vectors",
     "to_markdown",
     "to_text",
+    "update_report",
     "write_report",
 ]

@@ -18,11 +18,11 @@ from urllib.parse import quote
 from vqpool.errors import VqpoolError
 from vqpool.io import atomic_path, atomic_write_text
 from vqpool.report.figures import plot_accuracy_bars
-from vqpool.report.paper_tables import task_label
 from vqpool.report.results import Results, load_results, parse_timestamp
-from vqpool.report.tables import Table, build_tables, long_rows, to_markdown
+from vqpool.report.tables import Table, build_tables, column_label, long_rows, to_markdown
 
-CSV_COLUMNS = ("protocol", "upstream", "task", "method", "ours", "std", "paper")
+CSV_COLUMNS = ("protocol", "upstream", "task", "variant", "method", "ours", "std", "ci95_low",
+               "ci95_high", "paper", "store")
 
 
 @dataclass
@@ -64,16 +64,18 @@ def _bar_names(tables: list[Table]) -> list[str]:
 def _runs_line(table: Table) -> str:
     """Which corpus and how many utterances stand behind each column: what a reader checks first."""
     parts = []
-    for task in table.tasks:
-        row = next(row for row in table.rows if row["task"] == task)
+    for column in table.tasks:
+        row = table.column_rows[column][0]
         sizes = (
             f"{row['num_train']} train / {row['num_test']} test"
             if row.get("num_train") is not None
             else ""
         )
         corpus = row.get("corpus") or ""
-        detail = ", ".join(filter(None, [corpus, sizes]))
-        parts.append(f"{task_label(task)} ({detail})" if detail else task_label(task))
+        store = f"store {row['store']}" if table.has_variants and row.get("store") else ""
+        detail = ", ".join(filter(None, [corpus, sizes, store]))
+        label = column_label(table, column)
+        parts.append(f"{label} ({detail})" if detail else label)
     newest = max(table.rows, key=parse_timestamp)["timestamp"]
     return f"Tasks: {'; '.join(parts)}. {_semantics(table)}Newest run: {newest}."
 
@@ -98,11 +100,13 @@ def _semantics(table: Table) -> str:
 
 def _summary(results: Results) -> str:
     sources = ", ".join(f"`{path}`" for path in results.sources)
-    text = f"{results.read} result rows read from {sources}; {len(results.rows)} kept, one per (protocol, upstream, task, method)."
+    text = (f"{results.read} result rows read from {sources}; {len(results.rows)} kept, one per "
+            "(protocol, upstream, task, method) of each store and settings.")
     if results.superseded:
         text += (
             f" {len(results.superseded)} older row(s) were superseded by a newer run of the same"
-            " (protocol, upstream, task, method): the newest timestamp wins."
+            " (protocol, upstream, task, method) on the same store with the same settings: the"
+            " newest timestamp wins."
         )
     if results.skipped:
         text += f" {len(results.skipped)} line(s) that are not result rows were skipped."
@@ -177,15 +181,37 @@ def write_report(
     *,
     figures: Sequence[str | os.PathLike] = (),
 ) -> ReportFiles:
-    """Merge the results files (newest row wins) and write the report's files into ``out_dir``.
+    """Merge the results files (a rerun of a store and settings supersedes its older rows) and
+    write the report's files into ``out_dir``.
 
     report.md shows the tables with their bar charts, then ``figures`` (PNGs outside ``out_dir``
     are copied in) and every other PNG already in ``out_dir``: draw frame weights and t-SNE
-    maps into ``out_dir`` first, or pass them here.
+    maps into ``out_dir`` first, or pass them here (or call `update_report` after).
     """
-    results = load_results(results_paths)
-    tables = build_tables(results.rows)
+    return _write(load_results(results_paths), Path(out_dir), figures)
+
+
+def update_report(
+    out_dir: str | os.PathLike, *, figures: Sequence[str | os.PathLike] = ()
+) -> ReportFiles | None:
+    """Write report.md (and its tables and bars) again from the rows of the report already in
+    ``out_dir`` (its results.json), so that it shows figures drawn there since; None when the
+    folder holds no report."""
     out = Path(out_dir)
+    merged = out / "results.json"
+    if not merged.is_file():
+        return None
+    try:
+        rows = json.loads(merged.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise VqpoolError(f"{merged}: not the results.json a report writes ({error})") from error
+    if not isinstance(rows, list) or not rows or not all(isinstance(row, dict) for row in rows):
+        raise VqpoolError(f"{merged}: not the results.json a report writes (a list of rows)")
+    return _write(Results(rows, [merged], len(rows)), out, figures)
+
+
+def _write(results: Results, out: Path, figures: Sequence[str | os.PathLike]) -> ReportFiles:
+    tables = build_tables(results.rows)
     names = _bar_names(tables)
     bars = [
         plot_accuracy_bars(table, out / name) for table, name in zip(tables, names, strict=True)

@@ -1,11 +1,15 @@
 """Results -> tables in the paper's layout: one per (protocol, upstream), methods as rows, tasks as columns.
 
-Each cell holds our accuracy, its standard deviation over seeds (when there is one) and, where
-the row is really comparable (the paper's upstream, task and corpus), the paper's own figure, so
-that renderers only format. Where it is not, the table says why.
+Each cell holds our accuracy, its standard deviation over seeds (when there is one), its 95%
+bootstrap interval (rows written before vqpool kept one have none) and, where the row is really
+comparable (the paper's upstream, task and corpus), the paper's own figure, so that renderers only
+format. Where it is not, the table says why. A task measured on several stores (or with several
+settings) gets one column for each, side by side, named after the store.
 """
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from vqpool.report.paper_tables import (
     CAVEATS,
@@ -28,10 +32,21 @@ class Cell:
     ours: float
     std: float | None = None
     paper: float | None = None
+    ci95: tuple[float, float] | None = None
 
     @property
     def diff(self) -> float | None:
         return None if self.paper is None else self.ours - self.paper
+
+    @property
+    def error(self) -> tuple[float, float] | None:
+        """How far the uncertainty reaches below and above ``ours``: ± the std over seeds where
+        there are seeds, else the 95% bootstrap interval; None when the row has neither."""
+        if self.std is not None:
+            return self.std, self.std
+        if self.ci95 is not None:
+            return max(0.0, self.ours - self.ci95[0]), max(0.0, self.ci95[1] - self.ours)
+        return None
 
 
 @dataclass
@@ -45,6 +60,10 @@ class Table:
     avg_tasks: dict[str, list[str]]  # the tasks behind each method's AVG
     rows: list[dict]  # the results behind the table
     no_paper: list[str]  # why paper figures are missing (for the upstream, or some tasks)
+    # A column is a task, or "task · variant" when the task ran on several stores or settings.
+    column_task: dict[str, str] = field(default_factory=dict)
+    column_variant: dict[str, str] = field(default_factory=dict)
+    column_rows: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def protocol_title(self) -> str:
@@ -64,9 +83,20 @@ class Table:
     def has_paper(self) -> bool:
         return any(cell.paper is not None for cell in self.cells.values())
 
+    @property
+    def has_variants(self) -> bool:
+        """Whether some task has several columns (stores or settings)."""
+        return bool(self.column_variant)
+
     def columns(self) -> list[str]:
-        """The tasks, then AVG when there is more than one task to average."""
-        return [*self.tasks, AVG] if len(self.tasks) > 1 else list(self.tasks)
+        """The tasks, then AVG when there is more than one task to average (and no task has
+        several columns: their mean would count one task twice)."""
+        if len(self.tasks) > 1 and not self.has_variants:
+            return [*self.tasks, AVG]
+        return list(self.tasks)
+
+    def task_of(self, column: str) -> str:
+        return self.column_task.get(column, column)
 
     def best(self, column: str) -> set[str]:
         """Methods with the best (2-decimal rounded, so ties shown equal are all marked) score.
@@ -115,9 +145,79 @@ def _paper_upstream(rows: list[dict]) -> tuple[str | None, list[str]]:
     return name, [why] if why else []
 
 
+def _short_stores(stores: list[str | None]) -> list[str]:
+    """The shortest trailing parts of the store paths that tell them apart."""
+    parts = [PurePath(store).parts if store else ("no store",) for store in stores]
+    depth = 1
+    while True:
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(set(parts)) or depth >= max(map(len, parts)):
+            return names
+        depth += 1
+
+
+def _task_columns(task: str, rows: list[dict]) -> dict[int, tuple[str, str | None]]:
+    """``{id(row): (column, variant)}`` for the rows of one task. One column, the task, unless
+    some method ran on several stores or with several settings: then one column per store, and
+    within a store one per value of the settings in which some method's runs differ."""
+    from vqpool.report.results import settings_of
+
+    stores = list(dict.fromkeys(row.get("store") for row in rows))
+    names = dict(zip(stores, _short_stores(stores), strict=True))
+    differing: dict[str | None, list[str]] = {}
+    for store in stores:
+        runs: dict[str, list[dict]] = {}
+        for row in rows:
+            if row.get("store") == store:
+                runs.setdefault(row["method"], []).append(settings_of(row))
+        differing[store] = sorted({key for mine in runs.values() for one in mine for key in one
+                                   if any(one.get(key) != other.get(key) for other in mine)})
+    if len(stores) == 1 and not differing[stores[0]]:
+        return {id(row): (task, None) for row in rows}
+    placed = {}
+    for row in rows:
+        store, keys = row.get("store"), differing[row.get("store")]
+        settings = settings_of(row)
+        parts = [names[store]] if len(stores) > 1 else []
+        parts += [f"{key}={_shown(settings.get(key))}" for key in keys]
+        variant = ", ".join(parts)
+        placed[id(row)] = (f"{task} · {variant}", variant)
+    return placed
+
+
+def _shown(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _columns(rows: list[dict]) -> tuple[list[str], dict[str, str], dict[str, str], dict[int, str]]:
+    """Columns in the paper's task order; ``{column: task}``, ``{column: variant}`` (only for
+    tasks with several columns) and ``{id(row): column}``."""
+    columns: list[str] = []
+    task_of: dict[str, str] = {}
+    variant_of: dict[str, str] = {}
+    column_of: dict[int, str] = {}
+    for task in _order(sorted({row["task"] for row in rows}), PAPER_TASKS):
+        mine = [row for row in rows if row["task"] == task]
+        for row_id, (column, variant) in _task_columns(task, mine).items():
+            column_of[row_id] = column
+            if column not in task_of:
+                columns.append(column)
+                task_of[column] = task
+                if variant is not None:
+                    variant_of[column] = variant
+    return columns, task_of, variant_of, column_of
+
+
+def _ci95(row: dict) -> tuple[float, float] | None:
+    value = row.get("ci95")
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return float(value[0]), float(value[1])
+    return None  # rows written before vqpool kept an interval
+
+
 def build_table(protocol: str, upstream: str, rows: list[dict]) -> Table:
     paper_upstream, no_paper = _paper_upstream(rows)
-    tasks = _order(sorted({row["task"] for row in rows}), PAPER_TASKS)
+    columns, task_of, variant_of, column_of = _columns(rows)
     methods = _order(list(dict.fromkeys(row["method"] for row in rows)), method_order(protocol))
     cells: dict[tuple[str, str], Cell] = {}
     avg_tasks: dict[str, list[str]] = {}
@@ -132,15 +232,17 @@ def build_table(protocol: str, upstream: str, rows: list[dict]) -> Table:
                 no_paper.append(mismatch)
             if mismatch is None and row["task"] in paper:
                 comparable[row["task"]] = paper[row["task"]]
-            cells[method, row["task"]] = Cell(
-                row["accuracy"], row.get("std"), comparable.get(row["task"])
+            cells[method, column_of[id(row)]] = Cell(
+                row["accuracy"], row.get("std"), comparable.get(row["task"]), _ci95(row)
             )
-        avg_tasks[method] = [task for task in tasks if (method, task) in cells]
-        ours = _average([cells[method, task].ours for task in avg_tasks[method]])
+        avg_tasks[method] = [column for column in columns if (method, column) in cells]
+        ours = _average([cells[method, column].ours for column in avg_tasks[method]])
         paper_avg = _paper_avg(comparable, paper.get(AVG), avg_tasks[method])
         cells[method, AVG] = Cell(ours, None, paper_avg)
+    column_rows = {c: [row for row in rows if column_of[id(row)] == c] for c in columns}
     return Table(
-        protocol, upstream, paper_upstream, tasks, methods, cells, avg_tasks, rows, no_paper
+        protocol, upstream, paper_upstream, columns, methods, cells, avg_tasks, rows, no_paper,
+        task_of, variant_of, column_rows,
     )
 
 
@@ -180,6 +282,8 @@ def _cell_text(table: Table, method: str, column: str, bold: bool) -> str:
         text = f"**{text}**"
     if cell.std is not None:
         text += f" ± {_number(cell.std)}"
+    elif cell.ci95 is not None:  # half the interval; the interval itself is in tables.csv
+        text += f" ± {_number((cell.ci95[1] - cell.ci95[0]) / 2)}"
     if column == AVG and len(table.avg_tasks[method]) < len(table.tasks):
         text += " †"
     if table.has_paper:
@@ -189,7 +293,9 @@ def _cell_text(table: Table, method: str, column: str, bold: bool) -> str:
 
 def column_label(table: Table, column: str) -> str:
     if column != AVG:
-        return task_label(column)
+        variant = table.column_variant.get(column)
+        task = task_label(table.task_of(column))
+        return f"{task} · {variant}" if variant else task
     return "AVG" if table.avg_is_paper_avg else "AVG*"
 
 
@@ -216,8 +322,12 @@ def table_notes(table: Table) -> list[str]:
         notes.append("Cells: ours / paper (ours - paper), accuracy in %.")
     else:
         notes.append("Accuracy in %.")
-    if any(cell.std is not None for cell in table.cells.values()):
-        notes.append("± is the standard deviation over seeds.")
+    notes += _error_notes(table)
+    if table.has_variants:
+        notes.append(
+            "A task with several columns ran on several stores or settings: each column is one, "
+            "named after the task by its store and the settings that differ."
+        )
     if AVG in table.columns() and not table.avg_is_paper_avg:
         tasks = ", ".join(map(task_label, table.tasks))
         notes.append(
@@ -238,6 +348,24 @@ def table_notes(table: Table) -> list[str]:
         if table.has_paper and (key := (table.protocol, table.paper_upstream, method)) in CAVEATS
     ]
     return notes
+
+
+def _error_notes(table: Table) -> list[str]:
+    """What ± means in this table: the std over seeds, half a 95% bootstrap interval, or both."""
+    cells = [table.cells[key] for key in table.cells if key[1] != AVG]
+    std = sorted({m for (m, c), cell in table.cells.items() if c != AVG and cell.std is not None},
+                 key=table.methods.index)
+    ci = any(cell.std is None and cell.ci95 is not None for cell in cells)
+    ci_text = ("half the 95% bootstrap interval over test utterances (tables.csv holds the "
+               "interval)")
+    if std and ci:
+        return [f"± is the standard deviation over seeds for {', '.join(map(method_label, std))}; "
+                f"for the others, {ci_text}."]
+    if std:
+        return ["± is the standard deviation over seeds."]
+    if ci:
+        return [f"± is {ci_text}."]
+    return []
 
 
 def _escape(text: str) -> str:
@@ -272,19 +400,29 @@ def to_text(table: Table) -> str:
 
 
 def long_rows(tables: list[Table]) -> list[dict]:
-    """tables.csv's rows: one per (protocol, upstream, task or avg, method), full precision."""
+    """tables.csv's rows: one per (protocol, upstream, column, method), full precision; a
+    column of several stores names its ``variant`` and every task column its ``store``."""
     return [
         {
             "protocol": table.protocol,
             "upstream": table.upstream,
-            "task": column,
+            "task": table.task_of(column),
+            "variant": table.column_variant.get(column),
             "method": method,
             "ours": cell.ours,
             "std": cell.std,
+            "ci95_low": cell.ci95[0] if cell.ci95 else None,
+            "ci95_high": cell.ci95[1] if cell.ci95 else None,
             "paper": cell.paper,
+            "store": _store_of(table, column),
         }
         for table in tables
         for method in table.methods
         for column in table.columns()
         if (cell := table.cells.get((method, column))) is not None
     ]
+
+
+def _store_of(table: Table, column: str) -> str | None:
+    stores = {row.get("store") for row in table.column_rows.get(column, [])}
+    return stores.pop() if len(stores) == 1 else None
