@@ -216,9 +216,9 @@ def test_tsne_from_a_store(
     ]
     assert main(args) == 0
     captured = capsys.readouterr()
-    assert f"t-SNE (vq-lp, vq-gp): {tmp_path / 'tsne-test.png'}" in captured.out
+    assert f"t-SNE (vq-lp, vq-gp): {tmp_path / 'tsne-store-test.png'}" in captured.out
     assert "skipped sap: needs training (a supervised head" in captured.err
-    read_png(tmp_path / "tsne-test.png")
+    read_png(tmp_path / "tsne-store-test.png")
     assert main([*args[:-4], "--classes", "0,9"]) == 1
     assert "class(es) 9 not in the test split" in capsys.readouterr().err
 

@@ -75,12 +75,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     weights.add_argument(
         "--device", default="cpu", help="torch device for the upstream (default: cpu)"
     )
+    weights.add_argument("--label", help="the utterance's label, named in the figure's title")
     tsne = parser.add_argument_group("t-SNE map of pooled vectors (paper Figure 2)")
     tsne.add_argument("--tsne", type=Path, metavar="STORE", help="feature store to pool and map")
     tsne.add_argument(
         "--classes", type=_names, help="comma-separated labels to show (default: all)"
     )
-    tsne.add_argument("--split", default="test", help="split to map (default: test)")
+    tsne.add_argument("--split", default="test",
+                      help="split to map, beside the train split 1-NN searches (default: test)")
     tsne.add_argument(
         "--max-points", type=int, default=1000, help="at most this many utterances (default: 1000)"
     )
@@ -116,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             codebook=args.codebook,
             stats=args.stats,
             device=args.device,
+            label=args.label,
             semantics=args.semantics,
             **method_options(args.option),
         )
@@ -123,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if args.tsne is not None:
         drawn = report.draw_tsne(
             args.tsne,
-            args.out / f"tsne-{args.split}.png",
+            report.tsne_png(args.out, args.tsne, args.split),
             args.methods,
             split=args.split,
             classes=args.classes,

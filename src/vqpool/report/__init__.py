@@ -10,11 +10,19 @@
 from vqpool.report.build import ReportFiles, update_report, write_report
 from vqpool.report.figures import (
     check_tsne_points,
+    method_colors,
     plot_accuracy_bars,
     plot_frame_weights,
     plot_tsne,
 )
-from vqpool.report.inputs import Drawn, StoreVectors, draw_frame_weights, draw_tsne, store_vectors
+from vqpool.report.inputs import (
+    Drawn,
+    StoreVectors,
+    draw_frame_weights,
+    draw_tsne,
+    store_vectors,
+    tsne_png,
+)
 from vqpool.report.results import Results, Skipped, load_results, skipped_lines
 from vqpool.report.tables import Cell, Table, build_tables, to_markdown, to_text
 
@@ -31,6 +39,7 @@ __all__ = [
     "draw_frame_weights",
     "draw_tsne",
     "load_results",
+    "method_colors",
     "plot_accuracy_bars",
     "plot_frame_weights",
     "plot_tsne",
@@ -38,6 +47,7 @@ __all__ = [
     "store_vectors",
     "to_markdown",
     "to_text",
+    "tsne_png",
     "update_report",
     "write_report",
 ]

@@ -14,7 +14,7 @@ import numpy as np
 
 from vqpool.audio import load_audio
 from vqpool.errors import BadAudioError, ParameterError, VqpoolError
-from vqpool.report.figures import check_tsne_points, plot_frame_weights, plot_tsne
+from vqpool.report.figures import check_tsne_points, plot_frame_weights, plot_tsne, png_source
 
 if TYPE_CHECKING:
     from vqpool.pooling import Available, CorpusStats
@@ -56,12 +56,14 @@ def draw_frame_weights(
     codebook: str | os.PathLike | None = None,
     stats: str | os.PathLike | None = None,
     device: str = "cpu",
+    label: str | None = None,
     **pool_options,
 ) -> Drawn:
     """Figure 3 for any file: run ``upstream`` on ``audio`` and draw each method's frame weights.
 
     Weights depend on codes only (from the model's quantizer or ``codebook``), so the frame
-    layers are not an option here.
+    layers are not an option here. ``label`` (the utterance's class, when known) goes into the
+    title.
     """
     import torch
 
@@ -93,7 +95,8 @@ def draw_frame_weights(
         .numpy()
         for method in chosen
     }
-    title = f"Frame weights of {Path(audio).name} ({model.name}, {length} frames)"
+    said = f", label {label!r}" if label not in (None, "") else ""
+    title = f"Frame weights of {Path(audio).name}{said} ({model.name}, {length} frames)"
     png = plot_frame_weights(
         waveform, model.sample_rate, weights, model.frame_rate, out_png, title=title
     )
@@ -124,6 +127,7 @@ class StoreVectors:
     labels: list[str]
     indices: list[int]  # store positions
     skipped: dict[str, str]  # method -> why it was left out
+    splits: list[str] = field(default_factory=list)  # each row's split
 
 
 def store_vectors(
@@ -135,9 +139,12 @@ def store_vectors(
     max_points: int | None = None,
     seed: int = 0,
     stats: str | os.PathLike | None = None,
+    reference: str | None = None,
     **pool_options,
 ) -> StoreVectors:
-    """Pool the utterances of ``split`` (of ``classes``; a seeded subset of ``max_points``).
+    """Pool the utterances of ``split`` (of ``classes``; a seeded subset of ``max_points``),
+    and with ``reference`` (e.g. "train", what 1-NN searches) that split's too, the subset then
+    drawn from both.
 
     Corpus statistics come from ``stats`` or are fitted on the store's train split, and the
     vectors come from the benchmark's own pooler: for a pooled-only store, what the benchmark
@@ -152,6 +159,10 @@ def store_vectors(
         raise ParameterError("max_points", f"is {max_points}: pick at least one utterance")
     store = open_store(store_path)
     indices = _split_indices(store, split, classes, store_path)
+    if reference is not None and reference != split:  # a store without one maps ``split`` alone
+        wanted = {str(row.get("label")) for row in map(store.meta.__getitem__, indices)}
+        indices = sorted(indices + [i for i in store.indices(reference)
+                                    if str(store.meta[i].get("label")) in wanted])
     if max_points is not None and len(indices) > max_points:  # pool only what will be drawn
         indices = sorted(
             np.random.default_rng(seed).choice(indices, max_points, replace=False).tolist()
@@ -165,7 +176,8 @@ def store_vectors(
     pooled = pooler.vectors(Fold(1, train, [], indices), indices)
     vectors = {method: pooled[method][indices].numpy() for method in chosen}
     labels = [str(store.meta[i].get("label")) for i in indices]
-    return StoreVectors(vectors, labels, indices, skipped)
+    splits = [str(store.meta[i].get("split")) for i in indices]
+    return StoreVectors(vectors, labels, indices, skipped, splits)
 
 
 def draw_tsne(
@@ -178,10 +190,12 @@ def draw_tsne(
     max_points: int = 1000,
     seed: int = 0,
     stats: str | os.PathLike | None = None,
+    reference: str | None = "train",
     **pool_options,
 ) -> Drawn:
-    """Figure 2 from a feature store: pool ``split`` with each method (``store_vectors``; by
-    default the paper's, ap and vq-lp) and map it."""
+    """Figure 2 from a feature store: pool ``split`` and the ``reference`` split (the training
+    utterances 1-NN searches; None: ``split`` alone) with each method (``store_vectors``; by
+    default the paper's, ap and vq-lp) and map them, each split with its own marker."""
     from vqpool.pooling import PoolOptions, method_names
 
     check_tsne_points(max_points)  # before minutes of pooling
@@ -196,9 +210,11 @@ def draw_tsne(
         max_points=max_points,
         seed=seed,
         stats=stats,
+        reference=reference,
         **pool_options,
     )
-    title = f"{Path(store_path).name}, {split} split"
+    shown = split if reference in (None, split) else f"{reference} and {split}"
+    title = f"{Path(store_path).resolve().name}, {shown} splits"
     png = plot_tsne(
         pooled.vectors,
         pooled.labels,
@@ -207,5 +223,22 @@ def draw_tsne(
         max_points=max_points,
         seed=seed,
         title=title,
+        splits=pooled.splits,
+        source=str(Path(store_path).resolve()),
     )
     return Drawn(png, list(pooled.vectors), pooled.skipped)
+
+
+def tsne_png(out_dir: str | os.PathLike, store_path: str | os.PathLike, split: str) -> Path:
+    """Where the t-SNE map of a store goes: named after the store, so that maps of several
+    stores share a folder; a same-named map of another store (its PNG says what it was drawn
+    from) is kept, and this one gets a number."""
+    import re
+
+    source = str(Path(store_path).resolve())
+    stem = re.sub(r"[^A-Za-z0-9.]+", "-", f"tsne-{Path(source).name}-{split}").strip("-.")
+    for count in range(1, 1000):
+        path = Path(out_dir) / (f"{stem}.png" if count == 1 else f"{stem}-{count}.png")
+        if not path.exists() or png_source(path) == source:
+            return path
+    raise VqpoolError(f"{out_dir}: too many t-SNE maps named {stem}")
