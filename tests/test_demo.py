@@ -9,9 +9,14 @@ from vqpool.pooling import METHODS
 def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--words", "yes,no,up,down", "--voices", "6",
-            "--probe-epochs", "3", "--probe-seeds", "1"]
+            "--probe-epochs", "3", "--head-epochs", "2", "--probe-seeds", "1"]
     assert main(args) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    # stderr is no terminal here: progress still comes as lines, one per step and probe method
+    assert "logmel: extracting frames and codes" in captured.err
+    assert sum(line.startswith("probe ") for line in captured.err.splitlines()) == 12
+    assert "vqpool demo: finished in " in printed and "(wall time)" in printed
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     for upstream in ("logmel", "ge2e"):
         assert {r["method"] for r in rows if r["upstream"] == upstream and r["protocol"] == "1nn"} == set(METHODS)
@@ -34,3 +39,5 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
     assert (out / "corpus" / "manifest.csv").stat().st_mtime_ns == corpus_mtime
     again = (out / "results.jsonl").read_text().splitlines()
     assert len(again) == len(rows)
+    tables = [line for line in printed.splitlines() if "finished in" not in line]
+    assert [line for line in capsys.readouterr().out.splitlines() if "finished in" not in line] == tables
