@@ -129,7 +129,8 @@ def synthesize(
         total = len(jobs) * len(vocabulary) * repeats
         with (
             multiprocessing.get_context("spawn").Pool(workers, maxtasksperchild=1) as pool,
-            tqdm(total=total, unit="utt", desc="synth", file=sys.stderr) as progress,
+            tqdm(total=total, unit="utt", desc="synth", file=sys.stderr,
+                 disable=None) as progress,  # None: drawn on a terminal only, not into logs
         ):
             for spoken in pool.imap(_speak, jobs):
                 rows += spoken
