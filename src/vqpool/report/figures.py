@@ -157,7 +157,7 @@ def accuracy_bars_figure(table: Table) -> Figure:
 
 
 def _group_labels(axis, free: list[str], heads: list[str], positions: dict[str, float]) -> None:
-    """"training-free" and "trained heads" under their groups, when both are there."""
+    """"training-free" and "trained heads" at the top of their groups, when both are there."""
     if not (free and heads):
         return
     for group, text in ((free, "training-free"), (heads, "trained heads")):
