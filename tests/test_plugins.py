@@ -267,7 +267,7 @@ def test_a_plugin_method_goes_through_every_verb(plugin: Path, manifest: Path, c
                  "--upstream", "logmel", "--codebook", str(codebook), "--methods", "vq-lp,lp-power",
                  "--tsne", str(frames_store), "--split", "train"]) == 0
     assert "lp-power" in (report / "report.md").read_text()
-    assert (report / f"weights-{audio.stem}.png").is_file() and (report / "tsne-train.png").is_file()
+    assert (report / f"weights-{audio.stem}.png").is_file() and (report / "tsne-frames-train.png").is_file()
 
 
 def test_a_fresh_process_finds_the_plugin(plugin: Path, manifest: Path, codebook: Path,

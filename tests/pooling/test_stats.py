@@ -204,7 +204,8 @@ def test_fit_from_ap_vectors_or_codes_alone_and_include():
         CorpusStats.fit(batches)
     one = (torch.randn(1, 6), torch.ones(1, dtype=torch.long), None)
     with pytest.raises(VqpoolError, match="at least 2 utterances"):
-        CorpusStats.fit([one])
+        CorpusStats.fit([one], include=["whitening"])  # asked for: an error
+    assert CorpusStats.fit([one]).include == ("softdecay",)  # by default: left out, not failed
     assert CorpusStats.fit([one], include=["softdecay"]).softdecay_basis.shape == (6, 1)
     with pytest.raises(VqpoolError, match="empty"):
         CorpusStats.fit([], 5)

@@ -6,6 +6,7 @@ state, no display needed, safe in threads and on servers.
 
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -151,8 +152,11 @@ def accuracy_bars_figure(table: Table) -> Figure:
             else ""))
     elif any(cell.ci95 is not None for cell in table.cells.values()):
         notes.append("error bars: 95% bootstrap interval over test utterances")
-    figure.suptitle(f"{table.protocol_title}: {table.upstream_title}", fontsize="medium")
-    figure.supxlabel("; ".join(notes), fontsize="small", color="0.3")
+    # wrapped to the figure's width (about 11 characters an inch), so a long upstream path fits
+    wrap = int(figure.get_figwidth() * 11)
+    figure.suptitle(textwrap.fill(f"{table.protocol_title}: {table.upstream_title}", wrap),
+                    fontsize="medium")
+    figure.supxlabel(textwrap.fill("; ".join(notes), int(wrap * 1.2)), fontsize="small", color="0.3")
     return figure
 
 
