@@ -57,6 +57,7 @@ def test_the_axis_starts_near_the_data_unless_it_reaches_zero():
     bottom, top = y_range(high)
     assert 80 <= bottom <= 91.1 and bottom == int(bottom) and top > 99.5
     assert y_range([Cell(14.0), Cell(60.0)])[0] == 0.0  # a spread reaching down to 0 keeps 0
+    assert y_range([Cell(0.0), Cell(0.0)]) == (0.0, 0.6)  # all wrong: still an axis to draw on
     assert Cell(50.0, std=2.0, ci95=(40.0, 55.0)).error == (2.0, 2.0)  # seeds: their std
     assert Cell(50.0, ci95=(40.0, 55.0)).error == (10.0, 5.0)  # else the interval
     assert Cell(50.0).error is None  # an old row without one

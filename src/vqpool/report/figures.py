@@ -79,7 +79,7 @@ def y_range(cells: Sequence[Cell]) -> tuple[float, float]:
     low, high = min(lows + papers), max(highs + papers)
     span = max(high - low, 2.0)
     bottom = 0.0 if low - 0.3 * span <= span else max(0.0, _nice_floor(low - 0.3 * span, span))
-    return bottom, high + 0.3 * (high - bottom)
+    return bottom, high + 0.3 * max(high - bottom, span)  # never empty: all-0 bars get 0-0.6
 
 
 def plot_accuracy_bars(table: Table, out_png: str | os.PathLike) -> Path:
