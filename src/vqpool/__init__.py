@@ -16,22 +16,28 @@ _PUBLIC = {
     "PoolOptions": "vqpool.pooling",
     "register_method": "vqpool.pooling",
     "heads": "vqpool.pooling.heads",
+    "hear": "vqpool.hear",
+    "Encoder": "vqpool.encode",
     "FeatureStore": "vqpool.store",
 }
 
 __all__ = [
     "METHODS",
     "CorpusStats",
+    "Encoder",
     "FeatureStore",
     "PoolOptions",
     "__version__",
     "frame_weights",
     "heads",
+    "hear",
     "pool",
     "register_method",
 ]
 
 if TYPE_CHECKING:
+    from vqpool import hear
+    from vqpool.encode import Encoder
     from vqpool.pooling import (
         METHODS,
         CorpusStats,
@@ -48,6 +54,6 @@ def __getattr__(name: str) -> Any:
     if name not in _PUBLIC:
         raise AttributeError(f"module 'vqpool' has no attribute {name!r}")
     module = import_module(_PUBLIC[name])
-    value = module if name == "heads" else getattr(module, name)
+    value = module if name in ("heads", "hear") else getattr(module, name)
     globals()[name] = value
     return value

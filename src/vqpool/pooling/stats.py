@@ -230,21 +230,29 @@ class CorpusStats:
                 f"statistics were fitted with V={self.codebook_size} (codes in [0, V))"
             )
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write one file atomically: every field plus a format tag, version and the constants."""
+    def state(self) -> dict:
+        """Every field plus the constants they were fitted with (what `save` writes)."""
         payload = {field.name: getattr(self, field.name) for field in fields(self)}
         payload.update(
             include=list(self.include), softdecay_alpha=SOFTDECAY_ALPHA, eigen_rtol=EIGEN_RTOL
         )
-        save_tagged(path, payload, format=FORMAT, version=FORMAT_VERSION)
+        return payload
+
+    @classmethod
+    def from_state(cls, payload: dict, where: str = "corpus statistics") -> CorpusStats:
+        missing = [field.name for field in fields(cls) if field.name not in payload]
+        if missing:
+            raise VqpoolError(f"{where}: corpus statistics lack {', '.join(missing)}")
+        return cls(**{field.name: payload[field.name] for field in fields(cls)})
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write one file atomically: `state` plus a format tag and version."""
+        save_tagged(path, self.state(), format=FORMAT, version=FORMAT_VERSION)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CorpusStats:
         payload = load_tagged(path, format=FORMAT, version=FORMAT_VERSION, what="corpus statistics")
-        missing = [field.name for field in fields(cls) if field.name not in payload]
-        if missing:
-            raise VqpoolError(f"{path}: corpus statistics file lacks {', '.join(missing)}")
-        return cls(**{field.name: payload[field.name] for field in fields(cls)})
+        return cls.from_state(payload, str(path))
 
     def _tuple_counts(self, ids: Tensor) -> Tensor:
         """Corpus count of each tuple id ``[N]``, 0 for ids never seen. A dense table of all

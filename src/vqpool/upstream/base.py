@@ -115,18 +115,23 @@ class Upstream(ABC):
         self.layers = layers
         self.selection = self._parse(layers)
         self.device = resolve_device(device)
-        self.codebook = codebook
+        self.codebook = None
         if codebook is not None:
-            self.codebook_selection = self._parse(codebook.layer)
-            expected_dim = self.dim_of(self.codebook_selection)
-            if codebook.upstream != self.name or codebook.dim != expected_dim:
-                raise VqpoolError(
-                    f"codebook {codebook.path}: fitted on {codebook.upstream!r} layer "
-                    f"{codebook.layer!r} (dimension {codebook.dim}), not on {self.name!r} "
-                    f"(dimension {expected_dim}); fit one for this upstream with "
-                    "`vqpool codebook fit`"
-                )
-            self.num_codebooks, self.codebook_size = codebook.num_codebooks, codebook.codebook_size
+            self.attach_codebook(codebook)
+
+    def attach_codebook(self, codebook: KMeansCodebook) -> None:
+        """Take codes from ``codebook`` (fitted on this upstream) from now on."""
+        selection = self._parse(codebook.layer)
+        expected_dim = self.dim_of(selection)
+        if codebook.upstream != self.name or codebook.dim != expected_dim:
+            raise VqpoolError(
+                f"codebook {codebook.path}: fitted on {codebook.upstream!r} layer "
+                f"{codebook.layer!r} (dimension {codebook.dim}), not on {self.name!r} "
+                f"(dimension {expected_dim}); fit one for this upstream with "
+                "`vqpool codebook fit`"
+            )
+        self.codebook, self.codebook_selection = codebook, selection
+        self.num_codebooks, self.codebook_size = codebook.num_codebooks, codebook.codebook_size
 
     @property
     def dim(self) -> int:

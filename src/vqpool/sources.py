@@ -1,0 +1,169 @@
+"""Audio inputs of every kind users hold, as one list of `Clip`s the encoder batches.
+
+A clip knows its length before its audio is read (so batches can be planned longest first) and
+reads its waveform on demand. Accepted inputs: file paths; a 1-D numpy/torch waveform or a list
+of them, or a 2-D ``[n, samples]`` batch, with ``sample_rate``; a Hugging Face ``datasets``
+Dataset or column with an ``Audio`` feature (decoded ``{"array", "sampling_rate"}`` dicts,
+undecoded ``{"path", "bytes"}`` dicts, or the decoder objects of datasets 4+); a lhotse
+``CutSet`` (or any cuts with ``load_audio``); a vqpool manifest (its CSV path or its rows).
+"""
+
+import io
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+
+from vqpool.errors import BadAudioError, ParameterError
+
+Read = Callable[[], tuple[np.ndarray, int]]
+"""``() -> (samples [N] or [N, channels] float32, sample rate)``."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One utterance to encode: its length at the source, and how to read it."""
+
+    id: str
+    num_samples: int
+    sample_rate: int
+    read: Read = field(repr=False, compare=False)
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def duration(self) -> float:
+        return self.num_samples / self.sample_rate
+
+
+def clips_of(inputs: Any, sample_rate: int | None = None, *, audio_column: str = "audio") -> list[Clip]:
+    """Every input as a `Clip`, in input order (see the module docstring for what is taken)."""
+    if _is_array(inputs) and np.ndim(_numpy(inputs)) == 2:  # a batch [n, samples]
+        return [_array_clip(row, sample_rate, f"#{k}") for k, row in enumerate(_numpy(inputs))]
+    if _is_array(inputs):
+        return [_array_clip(inputs, sample_rate, "#0")]
+    if isinstance(inputs, (str, os.PathLike)):
+        path = Path(inputs)
+        if path.suffix.lower() == ".csv":  # a vqpool manifest
+            from vqpool.data.manifest import read_manifest
+
+            return [_row_clip(row) for row in read_manifest(path)]
+        return [_path_clip(path, path.stem)]
+    if hasattr(inputs, "features") and hasattr(inputs, "column_names"):  # datasets.Dataset
+        if audio_column not in inputs.column_names:
+            raise ParameterError("audio_column", f"{audio_column!r} is not a column of the dataset "
+                                 f"(it has {', '.join(inputs.column_names)})")
+        labels = {name: inputs[name] for name in inputs.column_names if name != audio_column
+                  and _is_scalar_column(inputs, name)}
+        items = inputs[audio_column]
+        return [_hf_clip(item, f"#{k}", {n: v[k] for n, v in labels.items()}) for k, item in enumerate(items)]
+    if not isinstance(inputs, Iterable):
+        raise ParameterError("inputs", f"must be audio paths, arrays, a dataset or cuts; got {type(inputs).__name__}")
+    return [_clip(item, sample_rate, k) for k, item in enumerate(inputs)]
+
+
+def _clip(item: Any, sample_rate: int | None, k: int) -> Clip:
+    if isinstance(item, (str, os.PathLike)):
+        return _path_clip(Path(item), Path(item).stem)
+    if _is_array(item):
+        return _array_clip(item, sample_rate, f"#{k}")
+    if hasattr(item, "load_audio") and hasattr(item, "sampling_rate"):  # a lhotse cut
+        return _cut_clip(item)
+    if isinstance(item, dict) and "path" in item and "array" not in item and "bytes" not in item:
+        return _row_clip(item)  # a manifest row
+    return _hf_clip(item, f"#{k}", {})
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, np.ndarray) or type(value).__module__.startswith("torch")
+
+
+def _numpy(value: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    return value.detach().cpu().numpy()
+
+
+def _array_clip(array: Any, sample_rate: int | None, name: str) -> Clip:
+    if sample_rate is None:
+        raise ParameterError("sample_rate", "is needed with waveform arrays (their rate in Hz)")
+    samples = np.asarray(_numpy(array), dtype=np.float32)
+    if samples.ndim != 1:
+        raise ParameterError("inputs", f"{name}: a waveform must be 1-D [samples]; got shape {samples.shape}")
+    return Clip(name, samples.shape[0], int(sample_rate), lambda: (samples, int(sample_rate)))
+
+
+def _path_clip(path: Path, name: str, meta: dict[str, Any] | None = None) -> Clip:
+    if not path.is_file():
+        raise BadAudioError(path, "no such file")
+    try:
+        info = soundfile.info(str(path))
+    except Exception as error:  # soundfile raises several types for unreadable files
+        raise BadAudioError(path, f"unreadable audio ({error})") from error
+    return Clip(name, info.frames, info.samplerate, lambda: _read_file(path),
+                {"path": str(path), **(meta or {})})
+
+
+def _read_file(source: Any) -> tuple[np.ndarray, int]:
+    try:
+        data, rate = soundfile.read(source, dtype="float32", always_2d=True)
+    except Exception as error:  # soundfile raises several types for unreadable files
+        raise BadAudioError(getattr(source, "name", source), f"unreadable audio ({error})") from error
+    return data, rate
+
+
+def _row_clip(row: dict[str, Any]) -> Clip:
+    return _path_clip(Path(row["path"]), str(row.get("id") or Path(row["path"]).stem),
+                      {k: v for k, v in row.items() if k != "path"})
+
+
+def _cut_clip(cut: Any) -> Clip:
+    """A lhotse cut: its own offset and duration into the recording, channels mixed later."""
+    def read() -> tuple[np.ndarray, int]:
+        return np.asarray(cut.load_audio(), dtype=np.float32).T, int(cut.sampling_rate)  # [N, C]
+
+    meta: dict[str, Any] = {}
+    supervisions = getattr(cut, "supervisions", None) or []
+    if supervisions:
+        first = supervisions[0]
+        meta = {k: v for k in ("speaker", "text", "language") if (v := getattr(first, k, None)) is not None}
+    return Clip(str(cut.id), int(cut.num_samples), int(cut.sampling_rate), read, meta)
+
+
+def _hf_clip(item: Any, name: str, meta: dict[str, Any]) -> Clip:
+    """One value of a datasets ``Audio`` column, whichever form the installed version gives."""
+    if hasattr(item, "get_all_samples"):  # datasets 4+: a torchcodec AudioDecoder
+        samples = item.get_all_samples()
+        data = np.asarray(samples.data.cpu().numpy(), dtype=np.float32).T  # [channels, N] -> [N, C]
+        rate = int(samples.sample_rate)
+        return Clip(name, data.shape[0], rate, lambda: (data, rate), meta)
+    if isinstance(item, dict) and item.get("array") is not None:
+        data = np.asarray(item["array"], dtype=np.float32)
+        data = data if data.ndim == 1 else data.T  # datasets gives [channels, N] when not mono
+        rate = int(item["sampling_rate"])
+        return Clip(name, data.shape[0], rate, lambda: (data, rate), meta)
+    if isinstance(item, dict) and item.get("bytes") is not None:
+        blob = bytes(item["bytes"])
+        where = item.get("path") or name
+        try:
+            info = soundfile.info(io.BytesIO(blob))
+        except Exception as error:  # soundfile raises several types for unreadable files
+            raise BadAudioError(where, f"unreadable audio ({error})") from error
+        return Clip(name, info.frames, info.samplerate, lambda: _read_file(io.BytesIO(blob)),
+                    {"path": item.get("path"), **meta})
+    if isinstance(item, dict) and item.get("path"):
+        return _path_clip(Path(item["path"]), name, meta)
+    raise ParameterError("inputs", f"{name}: not audio (a path, a waveform, a datasets Audio value "
+                         f"or a lhotse cut); got {type(item).__name__}")
+
+
+def _is_scalar_column(dataset: Any, name: str) -> bool:
+    dtype = getattr(dataset.features[name], "dtype", None)
+    return dtype in ("string", "large_string", "bool") or str(dtype).startswith(("int", "float"))
+
+
+def ids_of(clips: Sequence[Clip]) -> list[str]:
+    return [clip.id for clip in clips]
