@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vqpool.errors import VqpoolError
+from vqpool.paper import paper_upstream
 
 PROTOCOLS = ("1nn", "probe")
 
@@ -41,8 +42,6 @@ SCHEMA: dict[str, tuple[type | None, ...]] = {
     "seconds": (float,),
     "timestamp": (str,),
 }
-
-# The paper's upstreams (../shared/paper/README.md), recognised by hub id or a local folder's name.
 
 
 def validate_row(row: Mapping[str, Any]) -> None:
@@ -161,14 +160,13 @@ def upstream_of(header: Mapping[str, Any]) -> tuple[str | None, str | None]:
     ``paper_upstream`` follows the report's rule (a paper hub id, or a local copy whose header
     shows the paper model's size), so a row never claims a comparison the report would refuse.
     """
-    from vqpool.report.paper_tables import paper_upstream_of  # report imports this module
-
     upstream = header.get("upstream", header.get("spec"))
-    spec = upstream.get("spec") if isinstance(upstream, Mapping) else upstream
+    described = upstream if isinstance(upstream, Mapping) else {}
+    spec = described.get("spec") if isinstance(upstream, Mapping) else upstream
     if spec is None:
         return None, None
     spec = str(spec)
-    paper, _ = paper_upstream_of({"upstream": spec, "store_header": dict(header)})
+    paper, _ = paper_upstream(spec, dim=described.get("dim"), num_layers=described.get("num_layers"))
     return spec, paper
 
 
