@@ -28,14 +28,7 @@ from tqdm import tqdm
 from vqpool import distributed
 from vqpool.audio import ON_BAD_AUDIO, load_audio
 from vqpool.errors import BadAudioError, VqpoolError
-from vqpool.store import (
-    SHARD_BYTES,
-    FeatureStore,
-    StoreWriter,
-    check_same_job,
-    job_identity,
-    store_status,
-)
+from vqpool.store import HEADER, SHARD_BYTES, FeatureStore, StoreWriter, store_status
 
 if TYPE_CHECKING:
     from vqpool.pooling import CorpusStats
@@ -145,6 +138,9 @@ def extract(
     mine = batches[rank::world]  # neighbouring batches cost about the same: round robin balances
     target = out if world == 1 else distributed.rank_dir(out, rank)
     header = _header(upstream, job, mine, pooler, corpus, task, rank, world)
+    if resume and (Path(target) / HEADER).is_file():
+        stored = json.loads((Path(target) / HEADER).read_text(encoding="utf-8"))
+        check_same_job(Path(target), job_identity(stored), job_identity(header))
     writer = StoreWriter(target, header, resume=resume, shard_bytes=shard_bytes)
     skipped = unreadable if rank == 0 else []
     skipped += _run(mine, upstream, writer, pooler, prefetch, stop_on_bad=on_bad_audio == "error",
@@ -180,6 +176,51 @@ def _reusable(identity: dict[str, Any]) -> dict[str, Any]:
     versions it was made with (its header records them), do not matter any more."""
     upstream = {k: v for k, v in identity.get("upstream", {}).items() if k != "versions"}
     return {**{k: v for k, v in identity.items() if k not in ("part", "num_utterances")}, "upstream": upstream}
+
+
+def job_identity(header: dict[str, Any]) -> dict[str, Any]:
+    """What two runs writing one store must share: the job, and what the rows are for."""
+    return {**header.get("job", {}), "corpus": header.get("corpus"), "task": header.get("task")}
+
+
+def check_same_job(path: Path, stored: dict[str, Any], requested: dict[str, Any], *, complete: bool = False) -> None:
+    """Refuse to resume (or, when ``complete``, to reuse) a store made with other settings, naming them."""
+    differing = _differences(stored, requested)
+    if not differing:
+        return
+    shown = "; ".join(differing[:4]) + (f"; and {len(differing) - 4} more" if len(differing) > 4 else "")
+    if complete:
+        raise VqpoolError(
+            f"{path}: already holds a complete feature store extracted with different settings "
+            f"({shown}); choose another output folder, or delete this one to extract it again"
+        )
+    raise VqpoolError(
+        f"{path}: cannot resume: the store was started with different settings "
+        f"({shown}); resume with the original ones or start a new store"
+    )
+
+
+def _differences(stored: dict[str, Any], requested: dict[str, Any], prefix: str = "") -> list[str]:
+    """``"key: old in the store, new now"`` for every differing leaf (nested dicts as ``a.b``).
+
+    Another upstream ``spec`` explains all its other differences, so it is named alone.
+    """
+    keys = sorted(key for key in stored.keys() | requested.keys() if stored.get(key) != requested.get(key))
+    found = []
+    for key in ["spec"] if "spec" in keys else keys:
+        old, new = stored.get(key), requested.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            found += _differences(old, new, f"{prefix}{key}.")
+        elif key == "rows_sha256":  # a digest says nothing to a reader
+            found.append(f"{prefix}rows: another manifest or corpus")
+        else:
+            found.append(f"{prefix}{key}: {_short(old)} in the store, {_short(new)} now")
+    return found
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _job(

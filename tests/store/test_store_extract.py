@@ -199,6 +199,9 @@ def test_partial_store_needs_resume(fsdd_root, tmp_path, capsys):
     assert "partial feature store; pass --resume" in capsys.readouterr().err
     with pytest.raises(VqpoolError, match="unfinished store .4 of 4"):
         FeatureStore(tmp_path / "s")
+    with pytest.raises(VqpoolError, match=r"cannot resume: .* \(batch_seconds: 60.0 in the store, 5 now\)"):
+        extract(rows, load_upstream("logmel"), tmp_path / "s", resume=True, task="m", batch_seconds=5,
+                progress=False)
     assert main([*args, "--resume"]) == 0
     assert len(FeatureStore(tmp_path / "s")) == 4
 

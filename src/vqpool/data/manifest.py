@@ -12,9 +12,9 @@ from pathlib import Path
 
 from vqpool.errors import VqpoolError
 from vqpool.io import atomic_path
+from vqpool.rows import SPLITS
 
 MANIFEST_COLUMNS = ("id", "path", "label", "split", "speaker")
-SPLITS = ("train", "validation", "test")
 
 
 def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:

@@ -1,0 +1,168 @@
+"""Reading a store: FeatureStore, memory-mapped."""
+
+import csv
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vqpool.errors import VqpoolError
+from vqpool.rows import SPLITS
+from vqpool.store.format import (
+    FORMAT_VERSION,
+    HEADER,
+    INDEX,
+    SEALED,
+    SKIPPED,
+    read_index,
+    shard_path,
+    stream_dtype,
+)
+
+
+class FeatureStore:
+    """Read access to a store written by :func:`vqpool.extract.extract`.
+
+    ``store[i]`` is ``(frames fp32 [T, D], codes int64 [T, G] | None, meta)``; frames are
+    ``None`` in a pooled-only store, which offers ``pooled(method)`` instead. Store order is the
+    extraction order (longest utterance first); ``meta`` carries each utterance's ``id``.
+    An unfinished store is refused unless ``allow_partial``; then only committed utterances show.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, allow_partial: bool = False) -> None:
+        self.path = Path(path)
+        if not (self.path / HEADER).is_file():
+            raise VqpoolError(f"{self.path}: not a feature store (no {HEADER})")
+        self.header: dict[str, Any] = json.loads((self.path / HEADER).read_text(encoding="utf-8"))
+        if self.header.get("format_version") != FORMAT_VERSION:
+            raise VqpoolError(
+                f"{self.path}: store format {self.header.get('format_version')} is not "
+                f"{FORMAT_VERSION}; extract it again with this vqpool version"
+            )
+        self._records, _ = read_index(self.path)
+        self.complete = (self.path / SEALED).is_file()
+        if self.complete:
+            expected = json.loads((self.path / SEALED).read_text(encoding="utf-8"))["num_utterances"]
+            if len(self._records) != expected:
+                raise VqpoolError(
+                    f"{self.path}: damaged store: {expected} utterances were written but only "
+                    f"{len(self._records)} are intact (a shard or {INDEX} was cut); extract it again"
+                )
+        elif not allow_partial:
+            raise VqpoolError(
+                f"{self.path}: unfinished store ({len(self._records)} of "
+                f"{self.header['job']['num_utterances']} utterances): finish it with "
+                "`vqpool extract ... --resume`, or open it with allow_partial=True"
+            )
+        self.meta: list[dict[str, Any]] = [record["meta"] for record in self._records]
+        self.num_frames = np.array([m["num_frames"] for m in self.meta], dtype=np.int64)
+        # Each utterance's position in the extraction plan; merging rank stores sorts by it.
+        self.orders: list[int] = [record["order"] for record in self._records]
+        self._maps: dict[tuple[str, int], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @property
+    def has_frames(self) -> bool:
+        return "frames" in self.header["streams"]
+
+    @property
+    def dim(self) -> int:
+        return self.header["dim"]
+
+    @property
+    def num_codebooks(self) -> int | None:
+        return self.header["num_codebooks"]
+
+    @property
+    def codebook_size(self) -> int | None:
+        return self.header["codebook_size"]
+
+    @property
+    def pooled_methods(self) -> tuple[str, ...]:
+        return tuple(self.header["pooled_dims"])
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        """Files skipped as bad audio (``path``, ``reason``)."""
+        if not (self.path / SKIPPED).is_file():
+            return []
+        with open(self.path / SKIPPED, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    def indices(self, split: str | None = None) -> list[int]:
+        """Positions of the utterances in ``split`` (all when None; none for a standard split it lacks)."""
+        if split is None:
+            return list(range(len(self)))
+        present = sorted({str(meta["split"]) for meta in self.meta if meta.get("split")})
+        if split not in present and split not in SPLITS:
+            raise VqpoolError(f"{self.path}: no split {split!r} (this store has: {', '.join(present) or 'none'})")
+        return [i for i, meta in enumerate(self.meta) if meta.get("split") == split]
+
+    def array(self, i: int, stream: str) -> np.ndarray:
+        """Utterance ``i``'s raw array in ``stream`` (a read-only view of the memory map)."""
+        shard, offset, nbytes = self._records[i]["data"][stream]
+        key = (stream, shard)
+        if key not in self._maps:
+            self._maps[key] = np.memmap(shard_path(self.path, stream, shard), dtype=np.uint8, mode="r")
+        flat = self._maps[key][offset : offset + nbytes].view(stream_dtype(stream))
+        return flat if stream.startswith("pooled-") else flat.reshape(int(self.num_frames[i]), -1)
+
+    def __getitem__(self, i: int) -> tuple[Tensor | None, Tensor | None, dict[str, Any]]:
+        i = range(len(self))[i]
+        frames = torch.from_numpy(self.array(i, "frames").astype(np.float32)) if self.has_frames else None
+        codes = self._codes(i)
+        return frames, codes, dict(self.meta[i])
+
+    def _codes(self, i: int) -> Tensor | None:
+        if "codes" not in self.header["streams"]:
+            return None
+        return torch.from_numpy(self.array(i, "codes").astype(np.int64))
+
+    def batches(
+        self, indices: Sequence[int] | None = None, *, max_frames: int = 65536
+    ) -> Iterator[tuple[Tensor | None, Tensor, Tensor | None, list[int]]]:
+        """Padded ``(frames fp32 [B, L, D], lengths [B], codes int64 [B, L, G] | None, indices)``.
+
+        Utterances are sorted longest first and grouped so that ``B * L <= max_frames`` (one
+        utterance may exceed it alone): memory stays bounded and padding small. Padding is 0.
+        Frames are None in a pooled-only store (its codes still come, for code statistics).
+        """
+        chosen = range(len(self)) if indices is None else indices
+        ordered = sorted(chosen, key=lambda i: -self.num_frames[i])
+        batch: list[int] = []
+        for i in ordered:
+            if batch and (len(batch) + 1) * self.num_frames[batch[0]] > max_frames:
+                yield self._collate(batch)
+                batch = []
+            batch.append(i)
+        if batch:
+            yield self._collate(batch)
+
+    def _collate(self, batch: list[int]) -> tuple[Tensor | None, Tensor, Tensor | None, list[int]]:
+        lengths = self.num_frames[batch]
+        padded = {}
+        for stream, dtype, width in (("frames", np.float32, self.dim), ("codes", np.int64, self.num_codebooks)):
+            if stream in self.header["streams"]:
+                buffer = np.zeros((len(batch), lengths.max(), width), dtype=dtype)
+                for row, i in enumerate(batch):
+                    buffer[row, : lengths[row]] = self.array(i, stream)
+                padded[stream] = torch.from_numpy(buffer)
+        return padded.get("frames"), torch.from_numpy(lengths), padded.get("codes"), list(batch)
+
+    def pooled(self, method: str) -> Tensor:
+        """``[N, D']`` fp32 vectors pooled at extraction time (pooled-only stores)."""
+        if method not in self.pooled_methods:
+            raise VqpoolError(
+                f"{self.path}: no pooled vectors for {method!r} (this store has: "
+                f"{', '.join(self.pooled_methods) or 'none, it keeps frames'})"
+            )
+        rows = [self.array(i, f"pooled-{method}") for i in range(len(self))]
+        dim = self.header["pooled_dims"][method]
+        return torch.from_numpy(np.stack(rows) if rows else np.zeros((0, dim), np.float32))
