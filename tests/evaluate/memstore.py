@@ -6,6 +6,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from toy_headers import toy_header
+from vqpool.store import StoreHeader
+
 
 class MemoryStore:
     def __init__(
@@ -13,7 +16,7 @@ class MemoryStore:
         frames: Sequence[Tensor] | None,
         codes: Sequence[Tensor] | None,
         meta: list[dict[str, Any]],
-        header: dict[str, Any] | None = None,
+        header: StoreHeader | None = None,
         *,
         codebook_size: int | None = None,
         pooled: dict[str, Tensor] | None = None,
@@ -23,7 +26,7 @@ class MemoryStore:
         self.codes = list(codes) if codes is not None else None
         self.meta = meta
         self.lengths = [m["num_frames"] for m in meta]
-        self.header = header or {"upstream": {"spec": "toy"}, "corpus": "toy", "task": "toy"}
+        self.header = header or toy_header()
         self.codebook_size = codebook_size
         self._pooled = pooled or {}
         self.path = path

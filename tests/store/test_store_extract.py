@@ -1,5 +1,6 @@
 """Extraction end to end on real FSDD recordings (8 kHz, so resampling runs) with real upstreams."""
 
+import json
 import os
 import shutil
 import signal
@@ -39,6 +40,11 @@ def fsdd_rows(fsdd_root: Path, count: int, step: int = 7) -> list[dict[str, str]
     files = sorted(fsdd_root.glob("*.wav"))[::step][:count]
     splits = ("train", "train", "test")
     return [{"id": f.stem, "path": str(f), "label": f.stem[0], "split": splits[k % 3]} for k, f in enumerate(files)]
+
+
+def upstream_description(spec: str) -> dict:
+    """What the header keeps of an upstream: its description, the same JSON as ``describe()``."""
+    return json.loads(json.dumps(load_upstream(spec).describe()))
 
 
 def store_bytes(path: Path) -> dict[str, bytes]:
@@ -87,10 +93,15 @@ def test_header_meta_and_cli(fsdd_root, tmp_path, layer_norm_model, capsys):
     assert main(args) == 0
     store = FeatureStore(tmp_path / "s")
     assert len(store) == 6 and store.has_frames and store.num_codebooks == 2 and store.codebook_size == 8
-    assert store.header["upstream"]["spec"] == str(layer_norm_model)
-    assert store.header["sample_rate"] == 16000 and store.header["layers"] == "mean"
-    assert store.header["task"] == "m" and store.header["corpus"] is None  # the manifest's name
-    assert store.header["pooled_options"] is None
+    assert store.header.upstream.spec == str(layer_norm_model)
+    assert store.header.upstream.sample_rate == 16000 and store.header.upstream.layers == "mean"
+    assert store.header.task == "m" and store.header.corpus is None  # the manifest's name
+    assert store.header.pooled_only is None and store.header.streams == ("codes", "frames")
+    stored = json.loads((tmp_path / "s" / "header.json").read_text())
+    assert stored["upstream"] == upstream_description(str(layer_norm_model))  # stored once, as described
+    assert sorted(stored) == ["corpus", "created", "format", "format_version", "job", "pooled_only",
+                              "task", "upstream"]
+    assert sorted(stored["job"]) == ["batch_seconds", "num_utterances", "part", "rows_sha256"]
     durations = [m["duration"] for m in store.meta]
     assert durations == sorted(durations, reverse=True)  # store order: longest first
     by_id = {row["id"]: row for row in rows}
@@ -108,7 +119,7 @@ def test_a_complete_store_is_reused_only_by_the_same_job(fsdd_root, tmp_path, ca
     args = ["extract", "--manifest", str(tmp_path / "fsdd.csv"), "--out", str(out)]
     assert main([*args, "--upstream", "logmel"]) == 0
     sealed = (out / "complete.json").read_bytes()
-    assert FeatureStore(out).header["task"] == "fsdd"
+    assert FeatureStore(out).header.task == "fsdd"
     capsys.readouterr()
 
     assert main([*args, "--upstream", "logmel"]) == 0
@@ -242,7 +253,7 @@ def test_two_torchrun_processes_write_the_single_process_store(fsdd_root, tmp_pa
     single = extract(rows, load_upstream("logmel"), tmp_path / "single", batch_seconds=1.5, progress=False)
     merged = FeatureStore(tmp_path / "ranks")
     assert not list((tmp_path / "ranks").glob("rank-*"))
-    assert merged.header["job"] == single.header["job"]
+    assert merged.header.job == single.header.job
     assert store_bytes(tmp_path / "ranks") == store_bytes(tmp_path / "single")
     assert len(merged) == len(rows)
 
@@ -272,7 +283,8 @@ def test_pooled_only_stores_vectors_ap_and_codes_but_no_frames(fsdd_root, tmp_pa
     pooled = extract(rows, upstream, tmp_path / "pooled", batch_seconds=3, pooled_only=["vq-lp", "sp"],
                      progress=False)
     assert pooled.pooled_methods == ("ap", "vq-lp", "sp") and not pooled.has_frames
-    assert pooled.header["pooled_options"] == {"semantics": "paper", "a": 1e-3, "smoothing": 1.0}
+    assert pooled.header.pooled_options == {"semantics": "paper", "a": 1e-3, "smoothing": 1.0}
+    assert pooled.header.pooled_only.dims == {"ap": upstream.dim, "vq-lp": upstream.dim, "sp": 2 * upstream.dim}
     assert not list((tmp_path / "pooled").glob("frames-*")) and pooled.meta == full.meta
     frames, lengths, codes, indices = next(full.batches(max_frames=10**6))
     assert indices == list(range(len(rows)))
@@ -302,7 +314,7 @@ def test_pooled_only_stores_vectors_ap_and_codes_but_no_frames(fsdd_root, tmp_pa
     options = {"semantics": "reference", "a": 0.01, "smoothing": 0.0}
     other = extract(rows, upstream, tmp_path / "options", pooled_only=["vq-squash-or", "vq-gp", "vq-sif"],
                     stats=stats, **options, progress=False)
-    assert other.header["pooled_options"] == options
+    assert other.header.pooled_options == options
     for method in ("vq-squash-or", "vq-gp", "vq-sif"):
         expected = pool(frames, lengths, codes, method=method, stats=stats, **options)
         assert not torch.allclose(expected, pool(frames, lengths, codes, method=method, stats=stats), atol=1e-2)

@@ -7,17 +7,16 @@ import numpy as np
 import pytest
 import torch
 
+from toy_headers import toy_header
 from vqpool.errors import VqpoolError
-from vqpool.store import INDEX, FeatureStore, StoreWriter, store_status
+from vqpool.store import INDEX, FeatureStore, StoreHeader, StoreWriter, store_status
 
 DIM, GROUPS = 6, 2
 
 
-def header(num_utterances: int) -> dict:
-    return {
-        "dim": DIM, "num_codebooks": GROUPS, "codebook_size": 50, "streams": ["codes", "frames"],
-        "pooled_dims": {}, "job": {"num_utterances": num_utterances},
-    }
+def header(num_utterances: int, **changes) -> StoreHeader:
+    return toy_header(dim=DIM, num_codebooks=GROUPS, codebook_size=50, num_utterances=num_utterances,
+                      **changes)
 
 
 def utterances(lengths: list[int], seed: int = 0) -> list[tuple[int, dict, dict]]:
@@ -124,7 +123,7 @@ def test_resume_keeps_the_stored_header(tmp_path):
     # writer continues the store it finds, under the header it was started with.
     write(tmp_path / "s", utterances([3, 8]), seal=False)
     started = (tmp_path / "s" / "header.json").read_bytes()
-    StoreWriter(tmp_path / "s", {**header(2), "task": "kws"}, resume=True).seal()
+    StoreWriter(tmp_path / "s", header(2, task="kws"), resume=True).seal()
     assert (tmp_path / "s" / "header.json").read_bytes() == started
 
 
@@ -134,3 +133,51 @@ def test_an_existing_file_is_not_taken_for_a_store_folder(tmp_path):
         store_status(tmp_path / "taken")
     with pytest.raises(VqpoolError, match="cannot create the store folder"):
         StoreWriter(tmp_path / "taken" / "s", header(1))
+
+
+def test_a_damaged_or_old_header_is_one_line_naming_the_file_and_the_field(tmp_path, capsys):
+    from vqpool.cli import main
+
+    write(tmp_path / "s", utterances([3, 8]))
+    path = tmp_path / "s" / "header.json"
+    good = json.loads(path.read_text())
+    assert FeatureStore(tmp_path / "s").header == StoreHeader.from_json(good, str(path))  # round trip
+
+    def changed(where: str, value) -> dict:
+        damaged = json.loads(json.dumps(good))
+        *parents, key = where.split(".")
+        target = damaged
+        for parent in parents:
+            target = target[parent]
+        if value is KeyError:
+            del target[key]
+        else:
+            target[key] = value
+        return damaged
+
+    old = {"format": "vqpool-store", "format_version": 1, "upstream": good["upstream"], "dim": DIM,
+           "streams": ["codes", "frames"], "job": {"upstream": good["upstream"], "num_utterances": 2}}
+    cases = {
+        "header field 'job.num_utterances' is missing": changed("job.num_utterances", KeyError),
+        "header field 'upstream.dim' is \"six\", expected an integer": changed("upstream.dim", "six"),
+        "header field 'upstream.pads_safely' is 1, expected true or false": changed("upstream.pads_safely", 1),
+        "header field 'job.part' is [1], expected a list of 2": changed("job.part", [1]),
+        "header field 'pooled_only' is 3, expected an object": changed("pooled_only", 3),
+        "header field 'task' is 7, expected a string": changed("task", 7),
+        "store format 1, written by an older vqpool; this one reads format 2": old,
+        "not a vqpool store header": [],
+    }
+    for message, damaged in cases.items():
+        path.write_text(json.dumps(damaged))
+        with pytest.raises(VqpoolError) as caught:
+            FeatureStore(tmp_path / "s")
+        assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
+        assert main(["bench", "--store", str(tmp_path / "s")]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    path.write_text("{")
+    with pytest.raises(VqpoolError, match="header.json: not JSON"):
+        FeatureStore(tmp_path / "s")
+    with pytest.raises(VqpoolError, match="store format 1, written by an older vqpool"):
+        path.write_text(json.dumps(old))
+        StoreWriter(tmp_path / "s", header(2), resume=True)  # an old partial store is not resumed

@@ -56,10 +56,10 @@ DEFAULT_OPTIONS = PoolOptions()
 def stored_options(store: Any) -> PoolOptions | None:
     """The options a pooled-only store's vectors were pooled with (``None`` for a frame store).
 
-    Stores that predate ``header["pooled_options"]`` were pooled with the defaults."""
+    Stores that record no pooling options (older ones, some fakes) were pooled with the defaults."""
     if store.has_frames:
         return None
-    recorded = store.header.get("pooled_options") or {}
+    recorded = store.header.pooled_options or {}
     return PoolOptions(**{f.name: recorded[f.name] for f in fields(PoolOptions) if f.name in recorded})
 
 

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vqpool.errors import VqpoolError
 from vqpool.paper import paper_upstream
+
+if TYPE_CHECKING:  # not imported at run time: reading results needs no torch
+    from vqpool.store import StoreHeader
 
 PROTOCOLS = ("1nn", "probe")
 
@@ -185,7 +188,7 @@ def make_row(
     protocol: str,
     method: str,
     task: str,
-    header: Mapping[str, Any],
+    header: "StoreHeader | Mapping[str, Any]",
     store: str | None,
     per_fold: list[float],
     per_seed: list[float] | None,
@@ -196,6 +199,8 @@ def make_row(
     **extra: Any,
 ) -> dict[str, Any]:
     """A schema row; ``accuracy`` is the mean of the folds, ``std`` the spread over seeds."""
+    if not isinstance(header, Mapping):
+        header = header.to_json()
     spec, paper = upstream_of(header)
     row: dict[str, Any] = {
         "protocol": protocol,

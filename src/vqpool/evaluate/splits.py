@@ -19,10 +19,9 @@ def resolve_task(store: Any, task: str | None = None) -> str:
     of the store's folder, with a note saying so."""
     if task:
         return task
-    header = store.header
-    if header.get("task"):
-        return str(header["task"])
-    corpus = header.get("corpus")
+    if store.header.task:
+        return store.header.task
+    corpus = store.header.corpus
     if corpus:
         from vqpool.data import TASK_OF_CORPUS
 

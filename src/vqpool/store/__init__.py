@@ -1,13 +1,13 @@
 """The feature store: frames and codes of a whole corpus in a few large memory-mapped files.
 
-``format`` fixes the layout, names, dtypes and index lines; ``writer`` writes with a commit
+``format`` fixes the layout, names, dtypes and index lines; ``header`` the typed, versioned
+``header.json`` (``StoreHeader``); ``writer`` writes with a commit
 protocol that survives SIGKILL; ``reader`` reads (``FeatureStore``). The store package imports
 nothing of vqpool above ``errors``, ``io`` and ``rows``.
 """
 
 from vqpool.store.format import (
     DTYPES,
-    FORMAT_VERSION,
     HEADER,
     INDEX,
     POOLED_DTYPE,
@@ -19,6 +19,14 @@ from vqpool.store.format import (
     shard_path,
     store_status,
     stream_dtype,
+)
+from vqpool.store.header import (
+    FORMAT_VERSION,
+    Job,
+    PooledOnly,
+    StoreHeader,
+    UpstreamInfo,
+    read_header,
 )
 from vqpool.store.reader import FeatureStore
 from vqpool.store.writer import StoreWriter
@@ -33,8 +41,13 @@ __all__ = [
     "SHARD_BYTES",
     "SKIPPED",
     "FeatureStore",
+    "Job",
+    "PooledOnly",
     "Record",
+    "StoreHeader",
     "StoreWriter",
+    "UpstreamInfo",
+    "read_header",
     "read_index",
     "shard_path",
     "store_status",

@@ -26,7 +26,6 @@ import numpy as np
 
 from vqpool.errors import VqpoolError
 
-FORMAT_VERSION = 1
 SHARD_BYTES = 1 << 30
 HEADER, INDEX, SEALED, SKIPPED = "header.json", "index.jsonl", "complete.json", "skipped.csv"
 DTYPES = {"frames": np.dtype(np.float16), "codes": np.dtype(np.int16)}

@@ -14,8 +14,6 @@ from torch import Tensor
 from vqpool.errors import VqpoolError
 from vqpool.rows import SPLITS
 from vqpool.store.format import (
-    FORMAT_VERSION,
-    HEADER,
     INDEX,
     SEALED,
     SKIPPED,
@@ -23,6 +21,7 @@ from vqpool.store.format import (
     shard_path,
     stream_dtype,
 )
+from vqpool.store.header import StoreHeader, read_header
 
 
 class FeatureStore:
@@ -36,14 +35,7 @@ class FeatureStore:
 
     def __init__(self, path: str | os.PathLike, *, allow_partial: bool = False) -> None:
         self.path = Path(path)
-        if not (self.path / HEADER).is_file():
-            raise VqpoolError(f"{self.path}: not a feature store (no {HEADER})")
-        self.header: dict[str, Any] = json.loads((self.path / HEADER).read_text(encoding="utf-8"))
-        if self.header.get("format_version") != FORMAT_VERSION:
-            raise VqpoolError(
-                f"{self.path}: store format {self.header.get('format_version')} is not "
-                f"{FORMAT_VERSION}; extract it again with this vqpool version"
-            )
+        self.header: StoreHeader = read_header(self.path)
         self._records, _ = read_index(self.path)
         self.complete = (self.path / SEALED).is_file()
         if self.complete:
@@ -56,7 +48,7 @@ class FeatureStore:
         elif not allow_partial:
             raise VqpoolError(
                 f"{self.path}: unfinished store ({len(self._records)} of "
-                f"{self.header['job']['num_utterances']} utterances): finish it with "
+                f"{self.header.job.num_utterances} utterances): finish it with "
                 "`vqpool extract ... --resume`, or open it with allow_partial=True"
             )
         self.meta: list[dict[str, Any]] = [record["meta"] for record in self._records]
@@ -70,23 +62,23 @@ class FeatureStore:
 
     @property
     def has_frames(self) -> bool:
-        return "frames" in self.header["streams"]
+        return "frames" in self.header.streams
 
     @property
     def dim(self) -> int:
-        return self.header["dim"]
+        return self.header.upstream.dim
 
     @property
     def num_codebooks(self) -> int | None:
-        return self.header["num_codebooks"]
+        return self.header.upstream.num_codebooks
 
     @property
     def codebook_size(self) -> int | None:
-        return self.header["codebook_size"]
+        return self.header.upstream.codebook_size
 
     @property
     def pooled_methods(self) -> tuple[str, ...]:
-        return tuple(self.header["pooled_dims"])
+        return self.header.pooled_methods
 
     @property
     def skipped(self) -> list[dict[str, str]]:
@@ -121,7 +113,7 @@ class FeatureStore:
         return frames, codes, dict(self.meta[i])
 
     def _codes(self, i: int) -> Tensor | None:
-        if "codes" not in self.header["streams"]:
+        if "codes" not in self.header.streams:
             return None
         return torch.from_numpy(self.array(i, "codes").astype(np.int64))
 
@@ -149,7 +141,7 @@ class FeatureStore:
         lengths = self.num_frames[batch]
         padded = {}
         for stream, dtype, width in (("frames", np.float32, self.dim), ("codes", np.int64, self.num_codebooks)):
-            if stream in self.header["streams"]:
+            if stream in self.header.streams:
                 buffer = np.zeros((len(batch), lengths.max(), width), dtype=dtype)
                 for row, i in enumerate(batch):
                     buffer[row, : lengths[row]] = self.array(i, stream)
@@ -164,5 +156,5 @@ class FeatureStore:
                 f"{', '.join(self.pooled_methods) or 'none, it keeps frames'})"
             )
         rows = [self.array(i, f"pooled-{method}") for i in range(len(self))]
-        dim = self.header["pooled_dims"][method]
+        dim = self.header.pooled_only.dims[method]
         return torch.from_numpy(np.stack(rows) if rows else np.zeros((0, dim), np.float32))

@@ -19,7 +19,6 @@ import numpy as np
 from vqpool.errors import BadAudioError, VqpoolError
 from vqpool.io import atomic_write_text, fsync_dir, write_skip_report
 from vqpool.store.format import (
-    FORMAT_VERSION,
     HEADER,
     INDEX,
     SEALED,
@@ -32,6 +31,7 @@ from vqpool.store.format import (
     stream_dtype,
     stream_ends,
 )
+from vqpool.store.header import StoreHeader, read_header, write_header
 
 
 class StoreWriter:
@@ -45,7 +45,7 @@ class StoreWriter:
     def __init__(
         self,
         path: str | os.PathLike,
-        header: dict[str, Any],
+        header: StoreHeader,
         *,
         resume: bool = False,
         shard_bytes: int = SHARD_BYTES,
@@ -53,7 +53,7 @@ class StoreWriter:
         self.path = Path(path)
         self.shard_bytes = shard_bytes
         if resume and (self.path / HEADER).is_file():
-            self.header = json.loads((self.path / HEADER).read_text(encoding="utf-8"))
+            self.header = read_header(self.path)
             records = self._truncate_to_committed()
         else:
             self._start_fresh(header)
@@ -63,7 +63,7 @@ class StoreWriter:
         self._index = open(self.path / INDEX, "ab")
         self._handles: dict[str, Any] = {}
 
-    def _start_fresh(self, header: dict[str, Any]) -> None:
+    def _start_fresh(self, header: StoreHeader) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -72,13 +72,8 @@ class StoreWriter:
             (self.path / name).unlink(missing_ok=True)
         for shard in self.path.glob(SHARD_GLOB):
             shard.unlink()
-        self.header = {
-            "format": "vqpool-store",
-            "format_version": FORMAT_VERSION,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **header,
-        }
-        atomic_write_text(self.path / HEADER, json.dumps(self.header, indent=2) + "\n")
+        self.header = header.started()
+        write_header(self.path, self.header)
         (self.path / INDEX).touch()
         fsync_dir(self.path)
 
@@ -105,7 +100,10 @@ class StoreWriter:
         lines = []
         touched: set[str] = set()
         new_files = False
+        streams = set(self.header.streams)
         for order, meta, arrays in items:
+            if set(arrays) != streams:
+                raise ValueError(f"record {order} has streams {sorted(arrays)}, the store {sorted(streams)}")
             data = {}
             for stream, array in arrays.items():
                 blob = np.ascontiguousarray(array, dtype=stream_dtype(stream)).tobytes()
