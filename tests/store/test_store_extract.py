@@ -304,8 +304,7 @@ def test_pooled_only_stores_vectors_ap_and_codes_but_no_frames(fsdd_root, tmp_pa
     with pytest.raises(VqpoolError, match="vq-gp need.* --stats FILE"):
         extract(rows, upstream, tmp_path / "gp", pooled_only=["vq-gp"], progress=False)
     train = pooled.indices(split="train")
-    stats = CorpusStats.fit(((f, n, c) for f, n, c, _ in pooled.batches(train)),
-                            codebook_size=pooled.codebook_size, progress=False)
+    stats = CorpusStats.fit(pooled.batches(train), codebook_size=pooled.codebook_size, progress=False)
     gp = extract(rows, upstream, tmp_path / "gp", pooled_only=["vq-gp"], stats=stats, progress=False)
     torch.testing.assert_close(gp.pooled("vq-gp"), pool(frames, lengths, codes, method="vq-gp", stats=stats),
                                atol=2e-3, rtol=2e-3)

@@ -32,9 +32,10 @@ from vqpool.evaluate.splits import (
     select_folds,
 )
 from vqpool.pooling import CODE_METHODS, METHODS
+from vqpool.store import Store
 
 
-def all_methods(store: Any) -> tuple[list[str], dict[str, list[str]]]:
+def all_methods(store: Store) -> tuple[list[str], dict[str, list[str]]]:
     """What ``--methods all`` means for a store: every method it can give, and the others
     grouped by the reason they are left out."""
     left_out: dict[str, list[str]] = {}
@@ -51,7 +52,7 @@ def all_methods(store: Any) -> tuple[list[str], dict[str, list[str]]]:
 
 
 def run_bench(
-    store: Any,
+    store: Store | str | Path,
     methods: Sequence[str] | str = "all",
     *,
     task: str | None = None,

@@ -10,6 +10,7 @@ import torch
 
 from vqpool.errors import VqpoolError
 from vqpool.pooling import METHODS, SEMANTICS
+from vqpool.store import Store
 
 # The methods whose vectors each pooling option changes (METHODS.md sections 2-4); a pooled-only
 # store's vectors of other methods hold whatever these options are.
@@ -53,7 +54,7 @@ class PoolOptions:
 DEFAULT_OPTIONS = PoolOptions()
 
 
-def stored_options(store: Any) -> PoolOptions | None:
+def stored_options(store: Store) -> PoolOptions | None:
     """The options a pooled-only store's vectors were pooled with (``None`` for a frame store).
 
     Stores that record no pooling options (older ones, some fakes) were pooled with the defaults."""
@@ -64,7 +65,7 @@ def stored_options(store: Any) -> PoolOptions | None:
 
 
 def resolve_pool_options(
-    store: Any, methods: Sequence[str], *, semantics: str | None = None, a: float | None = None,
+    store: Store, methods: Sequence[str], *, semantics: str | None = None, a: float | None = None,
     smoothing: float | None = None, where: str = "the store",
 ) -> tuple[PoolOptions, dict[str, PoolOptions]]:
     """The options to pool with, and those each method's vectors were pooled with.

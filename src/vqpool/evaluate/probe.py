@@ -38,6 +38,7 @@ from vqpool.evaluate.results import make_row
 from vqpool.evaluate.splits import encode_labels, resolve_task, select_folds
 from vqpool.pooling import HEADS, METHODS
 from vqpool.pooling.heads import build_head
+from vqpool.store import Store
 
 # METHODS.md section 6: (learning rate, batch size, epochs) per task.
 PROBE_DEFAULTS = {
@@ -243,7 +244,7 @@ def train_probe(
 class StoreFrames(Sequence[Tensor]):
     """Frames of some store rows, read on demand or taken from ``cache`` (store index -> frames)."""
 
-    def __init__(self, store: Any, indices: Sequence[int],
+    def __init__(self, store: Store, indices: Sequence[int],
                  cache: Mapping[int, Tensor] | None = None) -> None:
         self.store = store
         self.indices = list(indices)
@@ -258,7 +259,7 @@ class StoreFrames(Sequence[Tensor]):
         return torch.as_tensor(self.store[self.indices[k]][0])
 
 
-def _frame_cache(store: Any, rows: list[int], cache_frames: bool | None,
+def _frame_cache(store: Store, rows: list[int], cache_frames: bool | None,
                  progress: bool) -> dict[int, Tensor] | None:
     """Frames of ``rows`` in RAM (fp16) when asked, or by default when they fit ``CACHE_BYTES``."""
     if cache_frames is None:
@@ -275,7 +276,7 @@ def _frame_cache(store: Any, rows: list[int], cache_frames: bool | None,
 
 
 def run_probe(
-    store: Any,
+    store: Store | str | Path,
     methods: Sequence[str] | str = ("ap", "sp", "vq-lp", "sap", "asp", "vap"),
     *,
     task: str | None = None,

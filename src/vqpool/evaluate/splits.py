@@ -11,9 +11,10 @@ import torch
 from torch import Tensor
 
 from vqpool.errors import VqpoolError
+from vqpool.store import Store
 
 
-def resolve_task(store: Any, task: str | None = None) -> str:
+def resolve_task(store: Store, task: str | None = None) -> str:
     """The task name: given, recorded in the store header, implied by the header's corpus, or
     (for stores that record neither, as older ones and some written through the API) the name
     of the store's folder, with a note saying so."""

@@ -12,7 +12,6 @@ import torch
 from torch import Tensor
 
 from vqpool.errors import VqpoolError
-from vqpool.rows import SPLITS
 from vqpool.store.format import (
     INDEX,
     SEALED,
@@ -22,10 +21,11 @@ from vqpool.store.format import (
     stream_dtype,
 )
 from vqpool.store.header import StoreHeader, read_header
+from vqpool.store.protocol import Batch, length_batches, split_indices
 
 
 class FeatureStore:
-    """Read access to a store written by :func:`vqpool.extract.extract`.
+    """Read access to a store written by :func:`vqpool.extract.extract` (a ``Store``).
 
     ``store[i]`` is ``(frames fp32 [T, D], codes int64 [T, G] | None, meta)``; frames are
     ``None`` in a pooled-only store, which offers ``pooled(method)`` instead. Store order is the
@@ -90,12 +90,7 @@ class FeatureStore:
 
     def indices(self, split: str | None = None) -> list[int]:
         """Positions of the utterances in ``split`` (all when None; none for a standard split it lacks)."""
-        if split is None:
-            return list(range(len(self)))
-        present = sorted({str(meta["split"]) for meta in self.meta if meta.get("split")})
-        if split not in present and split not in SPLITS:
-            raise VqpoolError(f"{self.path}: no split {split!r} (this store has: {', '.join(present) or 'none'})")
-        return [i for i, meta in enumerate(self.meta) if meta.get("split") == split]
+        return split_indices(self.meta, split, where=str(self.path))
 
     def array(self, i: int, stream: str) -> np.ndarray:
         """Utterance ``i``'s raw array in ``stream`` (a read-only view of the memory map)."""
@@ -117,27 +112,18 @@ class FeatureStore:
             return None
         return torch.from_numpy(self.array(i, "codes").astype(np.int64))
 
-    def batches(
-        self, indices: Sequence[int] | None = None, *, max_frames: int = 65536
-    ) -> Iterator[tuple[Tensor | None, Tensor, Tensor | None, list[int]]]:
+    def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = 65536) -> Iterator[Batch]:
         """Padded ``(frames fp32 [B, L, D], lengths [B], codes int64 [B, L, G] | None, indices)``.
 
-        Utterances are sorted longest first and grouped so that ``B * L <= max_frames`` (one
-        utterance may exceed it alone): memory stays bounded and padding small. Padding is 0.
-        Frames are None in a pooled-only store (its codes still come, for code statistics).
+        Utterances are sorted longest first and grouped so that ``B * L <= max_frames``
+        (:func:`~vqpool.store.protocol.length_batches`). Padding is 0. Frames are None in a
+        pooled-only store (its codes still come, for code statistics).
         """
         chosen = range(len(self)) if indices is None else indices
-        ordered = sorted(chosen, key=lambda i: -self.num_frames[i])
-        batch: list[int] = []
-        for i in ordered:
-            if batch and (len(batch) + 1) * self.num_frames[batch[0]] > max_frames:
-                yield self._collate(batch)
-                batch = []
-            batch.append(i)
-        if batch:
+        for batch in length_batches(self.num_frames, chosen, max_frames):
             yield self._collate(batch)
 
-    def _collate(self, batch: list[int]) -> tuple[Tensor | None, Tensor, Tensor | None, list[int]]:
+    def _collate(self, batch: list[int]) -> Batch:
         lengths = self.num_frames[batch]
         padded = {}
         for stream, dtype, width in (("frames", np.float32, self.dim), ("codes", np.int64, self.num_codebooks)):
