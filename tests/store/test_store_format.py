@@ -181,3 +181,33 @@ def test_a_damaged_or_old_header_is_one_line_naming_the_file_and_the_field(tmp_p
     with pytest.raises(VqpoolError, match="store format 1, written by an older vqpool"):
         path.write_text(json.dumps(old))
         StoreWriter(tmp_path / "s", header(2), resume=True)  # an old partial store is not resumed
+
+
+def test_pooled_vectors_are_read_as_one_array_whatever_the_layout(tmp_path):
+    dims = {"ap": 3, "sp": 6}
+    generator = np.random.default_rng(0)
+    items = [(order, {"id": f"u{order}", "num_frames": 2},
+              {f"pooled-{m}": generator.normal(size=d).astype(np.float32) for m, d in dims.items()})
+             for order in range(7)]
+    header = toy_header(dim=3, num_codebooks=None, codebook_size=None, pooled_dims=dims, num_utterances=7)
+    writer = StoreWriter(tmp_path / "s", header, shard_bytes=40)  # three AP vectors a shard
+    for start in range(0, 7, 2):
+        writer.write(items[start : start + 2])
+    writer.seal()
+    assert len(list((tmp_path / "s").glob("pooled-ap-*.bin"))) == 3
+    store = FeatureStore(tmp_path / "s")
+    for method in dims:
+        expected = np.stack([arrays[f"pooled-{method}"] for _, _, arrays in items])
+        assert torch.equal(store.pooled(method), torch.from_numpy(expected))
+        store.pooled(method)[0, 0] = 1.0  # a copy of its own: writable, holding no memory map
+    # An index whose entries do not lie back to back (here: in reverse) reads the same vectors.
+    index = tmp_path / "s" / INDEX
+    index.write_bytes(b"".join(reversed(index.read_bytes().splitlines(keepends=True))))
+    reverse = FeatureStore(tmp_path / "s")
+    for method in dims:
+        expected = np.stack([arrays[f"pooled-{method}"] for _, _, arrays in reversed(items)])
+        assert torch.equal(reverse.pooled(method), torch.from_numpy(expected))
+
+    empty = StoreWriter(tmp_path / "empty", toy_header(dim=3, pooled_dims=dims, num_codebooks=None))
+    empty.seal()
+    assert FeatureStore(tmp_path / "empty").pooled("sp").shape == (0, 6)

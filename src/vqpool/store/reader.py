@@ -95,11 +95,14 @@ class FeatureStore:
     def array(self, i: int, stream: str) -> np.ndarray:
         """Utterance ``i``'s raw array in ``stream`` (a read-only view of the memory map)."""
         shard, offset, nbytes = self._records[i]["data"][stream]
-        key = (stream, shard)
-        if key not in self._maps:
-            self._maps[key] = np.memmap(shard_path(self.path, stream, shard), dtype=np.uint8, mode="r")
-        flat = self._maps[key][offset : offset + nbytes].view(stream_dtype(stream))
+        flat = self._map(stream, shard)[offset : offset + nbytes].view(stream_dtype(stream))
         return flat if stream.startswith("pooled-") else flat.reshape(int(self.num_frames[i]), -1)
+
+    def _map(self, stream: str, shard: int) -> np.ndarray:
+        """One shard's bytes, memory-mapped once."""
+        if (stream, shard) not in self._maps:
+            self._maps[stream, shard] = np.memmap(shard_path(self.path, stream, shard), dtype=np.uint8, mode="r")
+        return self._maps[stream, shard]
 
     def __getitem__(self, i: int) -> tuple[Tensor | None, Tensor | None, dict[str, Any]]:
         i = range(len(self))[i]
@@ -141,6 +144,26 @@ class FeatureStore:
                 f"{self.path}: no pooled vectors for {method!r} (this store has: "
                 f"{', '.join(self.pooled_methods) or 'none, it keeps frames'})"
             )
-        rows = [self.array(i, f"pooled-{method}") for i in range(len(self))]
-        dim = self.header.pooled_only.dims[method]
-        return torch.from_numpy(np.stack(rows) if rows else np.zeros((0, dim), np.float32))
+        stream, dim = f"pooled-{method}", self.header.pooled_only.dims[method]
+        parts = [self._map(stream, shard)[start:end] for shard, start, end in self._runs(stream, dim)]
+        flat = np.concatenate(parts) if parts else np.zeros(0, np.uint8)  # one copy, off the maps
+        return torch.from_numpy(flat.view(stream_dtype(stream)).reshape(len(self), dim))
+
+    def _runs(self, stream: str, width: int) -> list[list[int]]:
+        """``[shard, start, end]`` byte ranges holding ``stream``'s fixed-width entries in store
+        order. The writer appends them back to back, so a shard is one range; entries that lie
+        otherwise (any other layout the index may describe) just make more, shorter ranges."""
+        size = width * stream_dtype(stream).itemsize
+        runs: list[list[int]] = []
+        for record in self._records:
+            shard, offset, nbytes = record["data"][stream]
+            if nbytes != size:
+                raise VqpoolError(
+                    f"{self.path}: damaged store: an entry of {stream} holds {nbytes} bytes, not "
+                    f"{size} ({width} values); extract it again"
+                )
+            if runs and runs[-1][0] == shard and runs[-1][2] == offset:
+                runs[-1][2] += nbytes
+            else:
+                runs.append([shard, offset, offset + nbytes])
+        return runs
