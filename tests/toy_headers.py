@@ -9,6 +9,7 @@ def toy_header(
     *,
     spec: str = "toy",
     dim: int = 6,
+    num_layers: int = 1,
     num_codebooks: int | None = 2,
     codebook_size: int | None = 8,
     corpus: str | None = "toy",
@@ -24,7 +25,7 @@ def toy_header(
     the AP stream, when only one of them is given); ``job`` overrides other ``Job`` fields.
     """
     upstream = UpstreamInfo(
-        spec=spec, kind="toy", layers="mean", num_layers=1, dim=dim, sample_rate=16000,
+        spec=spec, kind="toy", layers="mean", num_layers=num_layers, dim=dim, sample_rate=16000,
         frame_rate=50.0, pads_safely=True, codes="quantizer" if num_codebooks else None,
         num_codebooks=num_codebooks, codebook_size=codebook_size, codebook=None,
     )

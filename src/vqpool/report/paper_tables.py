@@ -10,6 +10,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
+from vqpool.evaluate.results import header_summary
 from vqpool.paper import paper_upstream
 
 # The paper's corpus for each of its tasks: the same task on another corpus is not comparable.
@@ -69,11 +70,11 @@ def task_label(task: str) -> str:
 
 def paper_upstream_of(row: Mapping[str, Any]) -> tuple[str | None, str]:
     """The paper's name for a result row's upstream, or ``None`` and why it is not comparable
-    (the rule of :func:`vqpool.paper.paper_upstream`, on what the row's store header shows)."""
-    described = row.get("store_header", {}).get("upstream")
-    described = described if isinstance(described, Mapping) else {}
-    return paper_upstream(row.get("upstream"), dim=described.get("dim"),
-                          num_layers=described.get("num_layers"), declared=row.get("paper_upstream"))
+    (the rule of :func:`vqpool.paper.paper_upstream`, on what the row's store header shows:
+    rows of every vqpool version, see :func:`vqpool.evaluate.results.header_summary`)."""
+    shown = header_summary(row.get("store_header") or {})
+    return paper_upstream(row.get("upstream"), dim=shown["dim"], num_layers=shown["num_layers"],
+                          declared=row.get("paper_upstream"))
 
 
 def paper_task_mismatch(task: str, corpus: str | None) -> str | None:
