@@ -27,6 +27,7 @@ from tqdm import tqdm
 from vqpool import distributed
 from vqpool.audio import ON_BAD_AUDIO, load_audio
 from vqpool.errors import BadAudioError, VqpoolError
+from vqpool.rows import canonical_rows
 from vqpool.store import (
     HEADER,
     SHARD_BYTES,
@@ -119,6 +120,9 @@ def extract(
     ``vqpool.pool`` and are recorded in the header (``pooled_only``).
     ``resume`` finishes an interrupted run, and returns a complete store as it is; either way
     the store must come from the same job (upstream, rows, batching, pooling, corpus and task).
+    Rows are the same when their ids and files are: paths are taken (and stored in each
+    utterance's metadata) in ``vqpool.rows.canonical_path`` spelling, absolute with symbolic
+    links resolved, as ``vqpool data prepare`` writes them.
     ``on_bad_audio="skip"`` skips unusable files and lists them in the store's ``skipped.csv``.
     Under ``torchrun`` every rank extracts its share of the batches into ``out/rank-XXXXX`` and
     rank 0 merges them (see ``vqpool.distributed``).
@@ -135,6 +139,7 @@ def extract(
     pooler = None
     if pooled_only is not None:
         pooler = _Pooler(pooled_only, stats, upstream, semantics=semantics, a=a, smoothing=smoothing)
+    rows = canonical_rows(rows)  # one spelling of each file, whatever path reached it
     header = _header(upstream, rows, batch_seconds, pooler, corpus, task)
     rank, world = distributed.rank_and_world()
     finished = _finished(out, header, resume=resume, world=world)

@@ -19,6 +19,7 @@ from vqpool.cli import main
 from vqpool.data.manifest import read_manifest, write_manifest
 from vqpool.errors import BadAudioError, VqpoolError
 from vqpool.extract import extract, plan
+from vqpool.rows import canonical_path
 from vqpool.store import INDEX, FeatureStore, store_status
 from vqpool.upstream import load_upstream
 
@@ -104,7 +105,7 @@ def test_header_meta_and_cli(fsdd_root, tmp_path, layer_norm_model, capsys):
     assert sorted(stored["job"]) == ["batch_seconds", "num_utterances", "part", "rows_sha256"]
     durations = [m["duration"] for m in store.meta]
     assert durations == sorted(durations, reverse=True)  # store order: longest first
-    by_id = {row["id"]: row for row in rows}
+    by_id = {row["id"]: {**row, "path": canonical_path(row["path"])} for row in rows}
     for meta in store.meta:
         assert {k: meta[k] for k in by_id[meta["id"]]} == by_id[meta["id"]]
         assert meta["duration"] == pytest.approx(soundfile.info(meta["path"]).duration)
@@ -318,3 +319,36 @@ def test_pooled_only_stores_vectors_ap_and_codes_but_no_frames(fsdd_root, tmp_pa
         expected = pool(frames, lengths, codes, method=method, stats=stats, **options)
         assert not torch.allclose(expected, pool(frames, lengths, codes, method=method, stats=stats), atol=1e-2)
         torch.testing.assert_close(other.pooled(method), expected, atol=2e-3, rtol=2e-3)
+
+
+def test_a_store_started_through_a_symlink_resumes_from_the_prepared_manifest(fsdd_root, tmp_path, capsys):
+    # A data folder reached through a symlink: in-memory rows keep the link's spelling, while the
+    # manifest `vqpool data prepare` writes resolves it. Both name the same files: one job.
+    corpus = tmp_path / "corpus"
+    for k, wav in enumerate(sorted(fsdd_root.glob("*.wav"))[::97][:8]):
+        folder = corpus / ("test" if k % 4 == 3 else "train") / wav.stem[0]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / wav.name).symlink_to(wav)  # read in place
+    (tmp_path / "data").symlink_to(corpus, target_is_directory=True)
+    manifest = tmp_path / "m.csv"
+    assert main(["data", "prepare", "folder", "--root", str(tmp_path / "data"), "--out", str(manifest)]) == 0
+    from vqpool.data import prepare
+
+    rows = prepare("folder", tmp_path / "data")
+    assert {row["id"] for row in rows} == {row["id"] for row in read_manifest(manifest)}
+    assert not {row["path"] for row in rows} & {row["path"] for row in read_manifest(manifest)}
+
+    # Started from the API, interrupted after three utterances (what a kill leaves: see above).
+    out = tmp_path / "s"
+    extract(rows, load_upstream("logmel"), out, batch_seconds=0.5, task="m", progress=False)
+    (out / "complete.json").unlink()
+    index = out / INDEX
+    index.write_bytes(b"".join(index.read_bytes().splitlines(keepends=True)[:3]))
+    assert len(FeatureStore(out, allow_partial=True)) == 3
+
+    args = ["extract", "--upstream", "logmel", "--manifest", str(manifest), "--batch-seconds", "0.5"]
+    capsys.readouterr()
+    assert main([*args, "--out", str(out), "--resume"]) == 0, capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "clean")]) == 0
+    assert store_bytes(out) == store_bytes(tmp_path / "clean")  # the same store, paths and all
+    assert {m["path"] for m in FeatureStore(out).meta} == {row["path"] for row in read_manifest(manifest)}
