@@ -5,17 +5,14 @@ resamples. A file that cannot be used raises :class:`BadAudioError` naming it; c
 asked to skip such files collect the errors and write them with :func:`write_skip_report`.
 """
 
-import csv
 import os
-from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 import soundfile
 import soxr
 
 from vqpool.errors import BadAudioError
-from vqpool.io import atomic_path
+from vqpool.io import write_skip_report as write_skip_report  # lives in io, below the store
 
 ON_BAD_AUDIO = ("error", "skip")
 
@@ -70,13 +67,3 @@ def conform(
     if reject_silent and not np.any(waveform):
         raise BadAudioError(where, "all-silent audio")
     return waveform
-
-
-def write_skip_report(errors: Iterable[BadAudioError], path: str | os.PathLike) -> Path:
-    """Write the skipped files and why, as CSV (``path,reason``)."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "reason"])
-        for error in errors:
-            writer.writerow([error.path, error.reason])
-    return Path(path)

@@ -15,8 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from importlib.metadata import version
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,12 +27,17 @@ from tqdm import tqdm
 from vqpool import distributed
 from vqpool.audio import ON_BAD_AUDIO, load_audio
 from vqpool.errors import BadAudioError, ParameterError, VqpoolError
+from vqpool.rows import canonical_rows
 from vqpool.store import (
+    HEADER,
     SHARD_BYTES,
     FeatureStore,
+    Job,
+    PooledOnly,
+    StoreHeader,
     StoreWriter,
-    check_same_job,
-    job_identity,
+    UpstreamInfo,
+    read_header,
     store_status,
 )
 
@@ -118,6 +122,9 @@ def extract(
     as ``pooled_options``.
     ``resume`` finishes an interrupted run, and returns a complete store as it is; either way
     the store must come from the same job (upstream, rows, batching, pooling, corpus and task).
+    Rows are the same when their ids and files are: paths are taken (and stored in each
+    utterance's metadata) in ``vqpool.rows.canonical_path`` spelling, absolute with symbolic
+    links resolved, as ``vqpool data prepare`` writes them.
     ``on_bad_audio="skip"`` skips unusable files and lists them in the store's ``skipped.csv``.
     Under ``torchrun`` every rank extracts its share of the batches into ``out/rank-XXXXX`` and
     rank 0 merges them (see ``vqpool.distributed``).
@@ -137,9 +144,10 @@ def extract(
     pooler = None
     if pooled_only is not None:
         pooler = _Pooler(pooled_only, stats, upstream, pool_options)
-    job = _job(upstream, rows, batch_seconds, pooler)
+    rows = canonical_rows(rows)  # one spelling of each file, whatever path reached it
+    header = _header(upstream, rows, batch_seconds, pooler, corpus, task)
     rank, world = distributed.rank_and_world()
-    finished = _finished(out, {**job, "corpus": corpus, "task": task}, resume=resume, world=world)
+    finished = _finished(out, header, resume=resume, world=world)
     if finished is not None:
         return finished
     distributed.sync()  # every rank has looked at ``out`` before any of them writes there
@@ -149,7 +157,10 @@ def extract(
         raise unreadable[0]
     mine = batches[rank::world]  # neighbouring batches cost about the same: round robin balances
     target = out if world == 1 else distributed.rank_dir(out, rank)
-    header = _header(upstream, job, mine, pooler, corpus, task, rank, world)
+    header = replace(header, job=replace(header.job, part=None if world == 1 else (rank, world),
+                                         num_utterances=sum(len(batch) for batch in mine)))
+    if resume and (Path(target) / HEADER).is_file():
+        check_same_job(Path(target), job_identity(read_header(target)), job_identity(header))
     writer = StoreWriter(target, header, resume=resume, shard_bytes=shard_bytes)
     skipped = unreadable if rank == 0 else []
     skipped += _run(mine, upstream, writer, pooler, prefetch, stop_on_bad=on_bad_audio == "error",
@@ -160,7 +171,7 @@ def extract(
     return FeatureStore(out)
 
 
-def _finished(out: str | os.PathLike, identity: dict[str, Any], *, resume: bool, world: int) -> FeatureStore | None:
+def _finished(out: str | os.PathLike, header: StoreHeader, *, resume: bool, world: int) -> FeatureStore | None:
     """The store at ``out`` when it is already done; refuses what this run must not write over."""
     status = store_status(out)
     if status != "absent" and not resume:
@@ -176,65 +187,88 @@ def _finished(out: str | os.PathLike, identity: dict[str, Any], *, resume: bool,
     if status != "complete":
         return None
     store = FeatureStore(out)
-    check_same_job(Path(out), _reusable(job_identity(store.header)), _reusable(identity), complete=True)
+    check_same_job(Path(out), _reusable(job_identity(store.header)), _reusable(job_identity(header)),
+                   complete=True)
     return store
 
 
 def _reusable(identity: dict[str, Any]) -> dict[str, Any]:
     """What a finished store must match to be reused: how it was split up, and the library
     versions it was made with (its header records them), do not matter any more."""
-    upstream = {k: v for k, v in identity.get("upstream", {}).items() if k != "versions"}
+    upstream = {k: v for k, v in identity["upstream"].items() if k != "versions"}
     return {**{k: v for k, v in identity.items() if k not in ("part", "num_utterances")}, "upstream": upstream}
 
 
-def _job(
-    upstream: "Upstream", rows: Sequence[dict[str, str]], batch_seconds: float, pooler: "_Pooler | None"
-) -> dict[str, Any]:
-    """What a resumed run must share with the original: it fixes batches, order and bytes."""
-    digest = hashlib.sha256(json.dumps([[r.get("id"), r["path"]] for r in rows]).encode()).hexdigest()
-    return {
-        "upstream": upstream.describe(),
-        "rows_sha256": digest,
-        "batch_seconds": batch_seconds,
-        "pooled_only": None if pooler is None else pooler.options,
-    }
+def job_identity(header: StoreHeader) -> dict[str, Any]:
+    """What two runs writing one store must share: all of its header but the format stamp and
+    the time, the job's own fields at the top (as the refusals name them)."""
+    identity = header.to_json()
+    for key in ("format", "format_version", "created"):
+        del identity[key]
+    job = identity.pop("job")
+    return {**identity, **job}
+
+
+def check_same_job(path: Path, stored: dict[str, Any], requested: dict[str, Any], *, complete: bool = False) -> None:
+    """Refuse to resume (or, when ``complete``, to reuse) a store made with other settings, naming them."""
+    differing = _differences(stored, requested)
+    if not differing:
+        return
+    shown = "; ".join(differing[:4]) + (f"; and {len(differing) - 4} more" if len(differing) > 4 else "")
+    if complete:
+        raise VqpoolError(
+            f"{path}: already holds a complete feature store extracted with different settings "
+            f"({shown}); choose another output folder, or delete this one to extract it again"
+        )
+    raise VqpoolError(
+        f"{path}: cannot resume: the store was started with different settings "
+        f"({shown}); resume with the original ones or start a new store"
+    )
+
+
+def _differences(stored: dict[str, Any], requested: dict[str, Any], prefix: str = "") -> list[str]:
+    """``"key: old in the store, new now"`` for every differing leaf (nested dicts as ``a.b``).
+
+    Another upstream ``spec`` explains all its other differences, so it is named alone.
+    """
+    keys = sorted(key for key in stored.keys() | requested.keys() if stored.get(key) != requested.get(key))
+    found = []
+    for key in ["spec"] if "spec" in keys else keys:
+        old, new = stored.get(key), requested.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            found += _differences(old, new, f"{prefix}{key}.")
+        elif key == "rows_sha256":  # a digest says nothing to a reader
+            found.append(f"{prefix}rows: another manifest or corpus")
+        else:
+            found.append(f"{prefix}{key}: {_short(old)} in the store, {_short(new)} now")
+    return found
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _header(
     upstream: "Upstream",
-    job: dict[str, Any],
-    batches: list[list[Item]],
+    rows: Sequence[dict[str, str]],
+    batch_seconds: float,
     pooler: "_Pooler | None",
     corpus: str | None,
     task: str | None,
-    rank: int,
-    world: int,
-) -> dict[str, Any]:
-    description = job["upstream"]
-    streams = ["codes"] if upstream.num_codebooks else []
-    pooled_dims = {} if pooler is None else pooler.dims
-    streams += [f"pooled-{method}" for method in pooled_dims] if pooler else ["frames"]
-    return {
-        "upstream": description,
-        "layers": description.get("layers"),
-        "codebook": description.get("codebook"),
-        "sample_rate": upstream.sample_rate,
-        "frame_rate": upstream.frame_rate,
-        "dim": upstream.dim,
-        "num_codebooks": upstream.num_codebooks,
-        "codebook_size": upstream.codebook_size,
-        "streams": streams,
-        "pooled_dims": pooled_dims,
-        "pooled_options": None if pooler is None else pooler.pool_options,
-        "corpus": corpus,
-        "task": task,
-        "versions": {name: version(name) for name in ("vqpool", "torch", "numpy", "transformers")},
-        "job": {
-            **job,
-            "part": None if world == 1 else [rank, world],
-            "num_utterances": sum(len(batch) for batch in batches),
-        },
-    }
+) -> StoreHeader:
+    """The header of a whole (single-process) store of this job; a rank's share sets ``part``."""
+    digest = hashlib.sha256(json.dumps([[r.get("id"), r["path"]] for r in rows]).encode()).hexdigest()
+    pooled = None if pooler is None else PooledOnly(
+        dims=dict(pooler.dims), stats=pooler.options["stats"], semantics=pooler.pool.semantics,
+        a=pooler.pool.a, smoothing=pooler.pool.smoothing, extra=dict(pooler.pool.extra))
+    return StoreHeader(
+        upstream=UpstreamInfo.from_json(upstream.describe(), f"upstream {upstream.name}"),
+        corpus=corpus,
+        task=task,
+        pooled_only=pooled,
+        job=Job(rows_sha256=digest, batch_seconds=batch_seconds, part=None, num_utterances=len(rows)),
+    )
 
 
 class _Pooler:
@@ -260,6 +294,7 @@ class _Pooler:
         self.methods = ["ap", *(m for m in chosen if m != "ap")]
         self.stats = stats
         self.dims = {m: output_dim(m, upstream.dim) for m in self.methods}
+        self.pool = options
         self.pool_options = options.as_dict()
         self.options = {"methods": self.methods, "stats": None if stats is None else _stats_id(stats),
                         **self.pool_options}

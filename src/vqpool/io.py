@@ -1,9 +1,14 @@
 """Atomic file writing: a reader never sees a half-written file under its final name."""
 
+import csv
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vqpool.errors import BadAudioError
 
 
 @contextmanager
@@ -34,6 +39,16 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_skip_report(errors: "Iterable[BadAudioError]", path: str | os.PathLike) -> Path:
+    """Write the skipped files and why, as CSV (``path,reason``), atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "reason"])
+        for error in errors:
+            writer.writerow([error.path, error.reason])
+    return Path(path)
 
 
 def save_tagged(path: str | os.PathLike, payload: dict, *, format: str, version: int) -> Path:

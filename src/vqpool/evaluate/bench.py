@@ -19,12 +19,13 @@ from vqpool.evaluate.splits import (
     select_folds,
 )
 from vqpool.pooling import select_methods
+from vqpool.store import Store
 
 log = logging.getLogger(__name__)
 
 
 def run_bench(
-    store: Any,
+    store: Store | str | Path,
     methods: Sequence[str] | str = "all",
     *,
     task: str | None = None,

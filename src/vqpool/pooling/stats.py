@@ -107,6 +107,9 @@ class CorpusStats:
     ) -> CorpusStats:
         """Fit on a stream of ``(frames, lengths, codes)`` batches, one pass, never holding frames.
 
+        A store's ``(frames, lengths, codes, indices)`` batches (``store.batches(...)``) are
+        taken as they come.
+
         ``frames`` is ``[B, L, D]`` (padded), or ``[B, D]`` AP vectors already pooled (stores
         that keep pooled vectors only), or None; ``lengths`` ``[B]`` counts each utterance's true
         frames; ``codes`` is ``[B, L, G]`` or None. Every batch must carry the same kinds.
@@ -396,10 +399,12 @@ def _check_codebook_size(codebook_size: int | None, codes: Tensor) -> int:
 
 
 def _check_batch(batch: Batch, index: int) -> Batch:
-    try:
-        frames, lengths, codes = batch
+    try:  # a store's batches also carry their indices, which fitting does not need
+        frames, lengths, codes, *indices = batch
+        if len(indices) > 1:
+            raise ValueError(f"{len(batch)} items")
     except (TypeError, ValueError) as error:
-        raise VqpoolError(f"batch {index}: expected a (frames, lengths, codes) tuple") from error
+        raise VqpoolError(f"batch {index}: expected a (frames, lengths, codes[, indices]) tuple") from error
     if not isinstance(lengths, Tensor) or lengths.ndim != 1 or lengths.is_floating_point():
         raise VqpoolError(f"batch {index}: lengths must be an integer tensor [B]")
     if frames is None and codes is None:
