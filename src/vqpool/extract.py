@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import soundfile
 import torch
 from tqdm import tqdm
 
 from vqpool import distributed
 from vqpool.audio import ON_BAD_AUDIO, load_audio
+from vqpool.encode import forward, plan_batches
 from vqpool.errors import BadAudioError, ParameterError, VqpoolError
 from vqpool.rows import canonical_rows
+from vqpool.sources import row_clip
 from vqpool.store import (
     HEADER,
     SHARD_BYTES,
@@ -56,7 +57,6 @@ class Item:
     order: int
     row: dict[str, str]
     duration: float
-    key: tuple[int, int]  # (samples, sample rate) at the source: equal keys resample equally
 
 
 def plan(
@@ -66,31 +66,22 @@ def plan(
     pads_safely: bool,
     progress: bool = True,
 ) -> tuple[list[list[Item]], list[BadAudioError]]:
-    """Batches in store order, and the files whose header could not be read."""
-    found, errors = [], []
-    for position, row in enumerate(tqdm(rows, desc="reading audio headers", unit="file",
-                                        file=sys.stderr, disable=not progress, leave=False)):
+    """Batches in store order (the encoder's plan: longest first), and the files whose header
+    could not be read."""
+    clips, found, errors = [], [], []
+    for row in tqdm(rows, desc="reading audio headers", unit="file", file=sys.stderr,
+                    disable=not progress, leave=False):
         try:
-            info = soundfile.info(row["path"])
-        except Exception as error:  # soundfile raises several types for unreadable files
-            errors.append(BadAudioError(row["path"], f"unreadable audio ({error})"))
+            clips.append(row_clip(row))
+        except BadAudioError as error:
+            errors.append(error)
             continue
-        found.append((-info.frames / info.samplerate, info.samplerate, position, info.frames))
-    found.sort()  # longest first; equal keys stay adjacent; ties in manifest order
+        found.append(row)
     batches: list[list[Item]] = []
-    for order, (negative, rate, position, frames) in enumerate(found):
-        item = Item(order, rows[position], -negative, (frames, rate))
-        if batches and _fits(batches[-1], item, batch_seconds, pads_safely):
-            batches[-1].append(item)
-        else:
-            batches.append([item])
+    for batch in plan_batches(clips, batch_seconds, pads_safely=pads_safely):
+        start = sum(len(b) for b in batches)
+        batches.append([Item(start + k, found[c], clips[c].duration) for k, c in enumerate(batch)])
     return batches, errors
-
-
-def _fits(batch: list[Item], item: Item, batch_seconds: float, pads_safely: bool) -> bool:
-    if not pads_safely and item.key != batch[0].key:
-        return False
-    return (len(batch) + 1) * batch[0].duration <= batch_seconds
 
 
 def extract(
@@ -376,25 +367,16 @@ def _forward(
     committed: set[int],
 ) -> list[tuple[int, dict[str, Any], dict[str, np.ndarray]]]:
     """Run the upstream on the whole batch; return the records not committed yet."""
-    lengths = torch.tensor([len(wave) for _, wave in usable])
-    waves = torch.zeros(len(usable), int(lengths.max()))
-    for row, (_, wave) in enumerate(usable):
-        waves[row, : len(wave)] = torch.from_numpy(wave)
-    output = upstream(waves, lengths)
-    frame_lengths = output.frame_lengths.cpu()
+    frames, frame_lengths, codes = forward(upstream, [wave for _, wave in usable],
+                                           [item.row["path"] for item, _ in usable])
     arrays: dict[str, np.ndarray] = {}
-    if output.codes is not None:
-        arrays["codes"] = output.codes.to(torch.int16).cpu().numpy()
+    if codes is not None:
+        arrays["codes"] = codes.to(torch.int16).cpu().numpy()
     if pooler is None:
-        half = output.frames.to(torch.float16)
-        if not torch.isfinite(half).all():
-            raise VqpoolError(
-                f"non-finite frames in the batch holding {usable[0][0].row['path']}: the upstream "
-                "gave NaN or values too large for the store's fp16 (above 65504)"
-            )
-        arrays["frames"] = half.cpu().numpy()
+        arrays["frames"] = frames.cpu().numpy()
     else:
-        arrays.update(("pooled-" + m, v) for m, v in pooler(output.frames, output.frame_lengths, output.codes).items())
+        arrays.update(("pooled-" + m, v) for m, v in pooler(frames, frame_lengths, codes).items())
+    frame_lengths = frame_lengths.cpu()
     records = []
     for row, (item, _) in enumerate(usable):
         if item.order in committed:

@@ -10,7 +10,7 @@ undecoded ``{"path", "bytes"}`` dicts, or the decoder objects of datasets 4+); a
 
 import io
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ def clips_of(inputs: Any, sample_rate: int | None = None, *, audio_column: str =
         if path.suffix.lower() == ".csv":  # a vqpool manifest
             from vqpool.data.manifest import read_manifest
 
-            return [_row_clip(row) for row in read_manifest(path)]
+            return [row_clip(row) for row in read_manifest(path)]
         return [_path_clip(path, path.stem)]
     if hasattr(inputs, "features") and hasattr(inputs, "column_names"):  # datasets.Dataset
         if audio_column not in inputs.column_names:
@@ -73,7 +73,7 @@ def _clip(item: Any, sample_rate: int | None, k: int) -> Clip:
     if hasattr(item, "load_audio") and hasattr(item, "sampling_rate"):  # a lhotse cut
         return _cut_clip(item)
     if isinstance(item, dict) and "path" in item and "array" not in item and "bytes" not in item:
-        return _row_clip(item)  # a manifest row
+        return row_clip(item)  # a manifest row
     return _hf_clip(item, f"#{k}", {})
 
 
@@ -115,7 +115,8 @@ def _read_file(source: Any) -> tuple[np.ndarray, int]:
     return data, rate
 
 
-def _row_clip(row: dict[str, Any]) -> Clip:
+def row_clip(row: dict[str, Any]) -> Clip:
+    """A manifest row (``path``, and ``id`` and metadata) as a clip."""
     return _path_clip(Path(row["path"]), str(row.get("id") or Path(row["path"]).stem),
                       {k: v for k, v in row.items() if k != "path"})
 
@@ -163,7 +164,3 @@ def _hf_clip(item: Any, name: str, meta: dict[str, Any]) -> Clip:
 def _is_scalar_column(dataset: Any, name: str) -> bool:
     dtype = getattr(dataset.features[name], "dtype", None)
     return dtype in ("string", "large_string", "bool") or str(dtype).startswith(("int", "float"))
-
-
-def ids_of(clips: Sequence[Clip]) -> list[str]:
-    return [clip.id for clip in clips]
