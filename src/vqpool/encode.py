@@ -14,10 +14,12 @@ proportion to how much context the model uses beyond ``overlap_seconds``.
 """
 
 import os
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -30,6 +32,9 @@ from vqpool.io import load_tagged, save_tagged
 from vqpool.pooling import CorpusStats, PoolOptions, frame_weights, get_method, pool
 from vqpool.sources import Clip, clips_of
 from vqpool.upstream import KMeansCodebook, Upstream, load_upstream
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 BUNDLE_FORMAT = "vqpool-encoder"
 BUNDLE_VERSION = 1
@@ -56,6 +61,21 @@ def _fits(clips: Sequence[Clip], batch: list[int], k: int, batch_seconds: float,
     if not pads_safely and (clips[k].num_samples, clips[k].sample_rate) != (first.num_samples, first.sample_rate):
         return False
     return (len(batch) + 1) * first.duration <= batch_seconds
+
+
+def prefetched(load: Callable[[T], R], batches: Iterable[T], depth: int) -> Iterator[R]:
+    """``map(load, batches)`` computed ``depth`` batches ahead by threads (soxr frees the GIL)."""
+    if depth <= 0:
+        yield from map(load, batches)
+        return
+    with ThreadPoolExecutor(max_workers=depth) as threads:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(threads.submit(load, batch))
+            if len(pending) > depth:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def forward(upstream: Upstream, waves: Sequence[np.ndarray], where: Sequence[object]) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -92,7 +112,9 @@ def windows(num_samples: int, num_frames: int, hop: int, chunk: int, overlap: in
     when the clip fits ``chunk``. ``hop`` is the upstream's samples per frame."""
     if num_samples <= chunk:
         return [Window(0, num_samples, 0, num_frames)]
-    core = max(hop, (chunk - 2 * overlap) // hop * hop)
+    # A window's start is rounded down to a frame boundary: one hop less of core keeps every
+    # window within ``chunk``.
+    core = max(hop, (chunk - 2 * overlap) // hop * hop - hop)
     found = []
     for first_sample in range(0, num_samples, core):
         start = max(0, first_sample - overlap) // hop * hop
@@ -127,6 +149,7 @@ class Encoder:
         batch_seconds: float = 60.0,
         chunk_seconds: float = 30.0,
         overlap_seconds: float = 2.0,
+        prefetch: int = 2,
         **options: Any,
     ) -> None:
         record = get_method(method)
@@ -141,6 +164,7 @@ class Encoder:
         if not 0 <= overlap_seconds < chunk_seconds / 2:
             raise ParameterError("overlap_seconds", f"must lie in [0, chunk_seconds / 2); got {overlap_seconds}")
         self.batch_seconds, self.chunk_seconds, self.overlap_seconds = batch_seconds, chunk_seconds, overlap_seconds
+        self.prefetch = prefetch  # batches of audio read and resampled by threads while the model runs
         if isinstance(upstream, Upstream):
             if codebook is not None:
                 upstream.attach_codebook(_codebook(codebook))
@@ -288,11 +312,11 @@ class Encoder:
         long = [k for k, clip in enumerate(clips) if clip.duration > self.chunk_seconds]
         show = progress if progress is not None else len(clips) > 64 or bool(long)
         with tqdm(total=len(clips), unit="utt", desc="encoding", disable=not show, leave=False) as bar:
-            for batch in plan_batches([clips[k] for k in short], self.batch_seconds,
-                                      pads_safely=self.upstream.pads_safely):
-                rows = [short[j] for j in batch]
-                frames, lengths, codes = forward(self.upstream, [self._wave(clips[k]) for k in rows],
-                                                 [clips[k].id for k in rows])
+            planned = [[short[j] for j in batch] for batch in plan_batches(
+                [clips[k] for k in short], self.batch_seconds, pads_safely=self.upstream.pads_safely)]
+            read = lambda rows: [self._wave(clips[k]) for k in rows]  # noqa: E731
+            for rows, waves in zip(planned, prefetched(read, planned, self.prefetch), strict=True):
+                frames, lengths, codes = forward(self.upstream, waves, [clips[k].id for k in rows])
                 yield torch.tensor(rows), frames, lengths, codes
                 bar.update(len(rows))
             for k in long:

@@ -12,23 +12,21 @@ import json
 import os
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from vqpool import distributed
-from vqpool.audio import ON_BAD_AUDIO, load_audio
-from vqpool.encode import forward, plan_batches
+from vqpool.audio import ON_BAD_AUDIO, conform
+from vqpool.encode import forward, plan_batches, prefetched
 from vqpool.errors import BadAudioError, ParameterError, VqpoolError
 from vqpool.rows import canonical_rows
-from vqpool.sources import row_clip
+from vqpool.sources import Clip, row_clip
 from vqpool.store import (
     HEADER,
     SHARD_BYTES,
@@ -46,8 +44,6 @@ if TYPE_CHECKING:
     from vqpool.pooling import CorpusStats, PoolOptions
     from vqpool.upstream.base import Upstream
 
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -55,37 +51,45 @@ class Item:
     """One utterance of the plan; ``order`` is its position in the store."""
 
     order: int
-    row: dict[str, str]
+    row: dict[str, str]  # the utterance's metadata, stored with it
     duration: float
+    clip: Clip = field(repr=False, compare=False)
 
 
 def plan(
-    rows: Sequence[dict[str, str]],
+    rows: Sequence[dict[str, str] | Clip],
     batch_seconds: float,
     *,
     pads_safely: bool,
     progress: bool = True,
 ) -> tuple[list[list[Item]], list[BadAudioError]]:
     """Batches in store order (the encoder's plan: longest first), and the files whose header
-    could not be read."""
+    could not be read. ``rows`` are manifest rows or clips (`vqpool.sources`)."""
     clips, found, errors = [], [], []
     for row in tqdm(rows, desc="reading audio headers", unit="file", file=sys.stderr,
                     disable=not progress, leave=False):
         try:
-            clips.append(row_clip(row))
+            clips.append(row if isinstance(row, Clip) else row_clip(row))
         except BadAudioError as error:
             errors.append(error)
             continue
-        found.append(row)
+        found.append(metadata(row))
     batches: list[list[Item]] = []
     for batch in plan_batches(clips, batch_seconds, pads_safely=pads_safely):
         start = sum(len(b) for b in batches)
-        batches.append([Item(start + k, found[c], clips[c].duration) for k, c in enumerate(batch)])
+        batches.append([Item(start + k, found[c], clips[c].duration, clips[c]) for k, c in enumerate(batch)])
     return batches, errors
 
 
+def metadata(row: dict[str, str] | Clip) -> dict[str, str]:
+    """What the store keeps of a row or clip: the manifest row (a clip's id and metadata)."""
+    if isinstance(row, Clip):
+        return {"id": row.id, **row.meta}
+    return dict(row)
+
+
 def extract(
-    rows: Sequence[dict[str, str]],
+    rows: Sequence[dict[str, str] | Clip],
     upstream: "Upstream",
     out: str | os.PathLike,
     *,
@@ -105,6 +109,9 @@ def extract(
     progress: bool = True,
 ) -> FeatureStore:
     """Extract every row's frames and codes (or pooled vectors) into the store at ``out``.
+
+    ``rows`` are manifest rows (``path``, and ``id``, ``label``, ``split``, ...) or clips from
+    `vqpool.sources` (a Hugging Face dataset's or lhotse cuts' audio, with their metadata).
 
     ``pooled_only`` keeps no frames, only vectors pooled on the fly (always with ``ap``, and
     codes when the upstream has them, so corpus statistics can be fitted later); methods that
@@ -135,7 +142,8 @@ def extract(
     pooler = None
     if pooled_only is not None:
         pooler = _Pooler(pooled_only, stats, upstream, pool_options)
-    rows = canonical_rows(rows)  # one spelling of each file, whatever path reached it
+    # One spelling of each file, whatever path reached it.
+    rows = [row if isinstance(row, Clip) else canonical_rows([row])[0] for row in rows]
     header = _header(upstream, rows, batch_seconds, pooler, corpus, task)
     rank, world = distributed.rank_and_world()
     finished = _finished(out, header, resume=resume, world=world)
@@ -242,14 +250,15 @@ def _short(value: Any) -> str:
 
 def _header(
     upstream: "Upstream",
-    rows: Sequence[dict[str, str]],
+    rows: Sequence[dict[str, str] | Clip],
     batch_seconds: float,
     pooler: "_Pooler | None",
     corpus: str | None,
     task: str | None,
 ) -> StoreHeader:
     """The header of a whole (single-process) store of this job; a rank's share sets ``part``."""
-    digest = hashlib.sha256(json.dumps([[r.get("id"), r["path"]] for r in rows]).encode()).hexdigest()
+    keys = [[meta.get("id"), meta.get("path")] for meta in map(metadata, rows)]
+    digest = hashlib.sha256(json.dumps(keys).encode()).hexdigest()
     pooled = None if pooler is None else PooledOnly(
         dims=dict(pooler.dims), stats=pooler.options["stats"], semantics=pooler.pool.semantics,
         a=pooler.pool.a, smoothing=pooler.pool.smoothing, extra=dict(pooler.pool.extra))
@@ -320,7 +329,7 @@ def _run(
                disable=not progress, dynamic_ncols=True)
     audio_seconds, start = 0.0, time.perf_counter()
     with bar:
-        for loaded in _prefetched(lambda batch: _load(batch, upstream), todo, prefetch):
+        for loaded in prefetched(lambda batch: _load(batch, upstream), todo, prefetch):
             usable = [(item, wave) for item, wave in loaded if not isinstance(wave, BadAudioError)]
             bad = [wave for _, wave in loaded if isinstance(wave, BadAudioError)]
             if bad and stop_on_bad:
@@ -338,26 +347,12 @@ def _load(batch: list[Item], upstream: "Upstream") -> list[tuple[Item, np.ndarra
     loaded: list[tuple[Item, np.ndarray | BadAudioError]] = []
     for item in batch:
         try:
-            loaded.append((item, load_audio(item.row["path"], upstream.sample_rate,
-                                            min_samples=upstream.min_samples)))
+            data, rate = item.clip.read()
+            loaded.append((item, conform(data, rate, upstream.sample_rate, item.row.get("path") or item.row["id"],
+                                         min_samples=upstream.min_samples)))
         except BadAudioError as error:
             loaded.append((item, error))
     return loaded
-
-
-def _prefetched(load: Callable[[T], R], batches: Iterable[T], depth: int) -> Iterator[R]:
-    """``map(load, batches)`` computed ``depth`` batches ahead by threads (soxr frees the GIL)."""
-    if depth <= 0:
-        yield from map(load, batches)
-        return
-    with ThreadPoolExecutor(max_workers=depth) as threads:
-        pending: deque = deque()
-        for batch in batches:
-            pending.append(threads.submit(load, batch))
-            if len(pending) > depth:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 def _forward(
@@ -368,7 +363,7 @@ def _forward(
 ) -> list[tuple[int, dict[str, Any], dict[str, np.ndarray]]]:
     """Run the upstream on the whole batch; return the records not committed yet."""
     frames, frame_lengths, codes = forward(upstream, [wave for _, wave in usable],
-                                           [item.row["path"] for item, _ in usable])
+                                           [item.row.get("path") or item.row["id"] for item, _ in usable])
     arrays: dict[str, np.ndarray] = {}
     if codes is not None:
         arrays["codes"] = codes.to(torch.int16).cpu().numpy()

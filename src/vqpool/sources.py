@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
-from vqpool.errors import BadAudioError, ParameterError
+from vqpool.errors import BadAudioError, ParameterError, VqpoolError
 
 Read = Callable[[], tuple[np.ndarray, int]]
 """``() -> (samples [N] or [N, channels] float32, sample rate)``."""
@@ -53,13 +53,7 @@ def clips_of(inputs: Any, sample_rate: int | None = None, *, audio_column: str =
             return [row_clip(row) for row in read_manifest(path)]
         return [_path_clip(path, path.stem)]
     if hasattr(inputs, "features") and hasattr(inputs, "column_names"):  # datasets.Dataset
-        if audio_column not in inputs.column_names:
-            raise ParameterError("audio_column", f"{audio_column!r} is not a column of the dataset "
-                                 f"(it has {', '.join(inputs.column_names)})")
-        labels = {name: inputs[name] for name in inputs.column_names if name != audio_column
-                  and _is_scalar_column(inputs, name)}
-        items = inputs[audio_column]
-        return [_hf_clip(item, f"#{k}", {n: v[k] for n, v in labels.items()}) for k, item in enumerate(items)]
+        return dataset_clips(inputs, audio_column=audio_column, label_column=None)
     if not isinstance(inputs, Iterable):
         raise ParameterError("inputs", f"must be audio paths, arrays, a dataset or cuts; got {type(inputs).__name__}")
     return [_clip(item, sample_rate, k) for k, item in enumerate(inputs)]
@@ -161,6 +155,106 @@ def _hf_clip(item: Any, name: str, meta: dict[str, Any]) -> Clip:
                          f"or a lhotse cut); got {type(item).__name__}")
 
 
-def _is_scalar_column(dataset: Any, name: str) -> bool:
-    dtype = getattr(dataset.features[name], "dtype", None)
-    return dtype in ("string", "large_string", "bool") or str(dtype).startswith(("int", "float"))
+def _text(value: Any) -> str | None:
+    """Manifest metadata is text (as in a CSV); None stays None."""
+    return None if value is None else str(value)
+
+
+def dataset_clips(dataset: Any, *, audio_column: str = "audio", label_column: str | None = "label",
+                  split_column: str | None = None, id_column: str = "id") -> list[Clip]:
+    """The rows of a Hugging Face ``Dataset`` (or each split of a ``DatasetDict``) as clips with
+    manifest metadata: ``id`` (the ``id_column``, else the split and row number), ``label``
+    (class names for a ``ClassLabel``), ``split`` (the ``split_column``, else the split's name)."""
+    if hasattr(dataset, "keys") and not hasattr(dataset, "column_names"):  # a DatasetDict
+        return [clip for split in dataset for clip in _dataset_split(
+            dataset[split], split, audio_column, label_column, split_column, id_column)]
+    return _dataset_split(dataset, None, audio_column, label_column, split_column, id_column)
+
+
+def _dataset_split(dataset: Any, split: str | None, audio_column: str, label_column: str | None,
+                   split_column: str | None, id_column: str) -> list[Clip]:
+    for parameter, column in (("audio_column", audio_column), ("label_column", label_column),
+                              ("split_column", split_column)):
+        if column is not None and column not in dataset.column_names:
+            if parameter == "label_column" and column == "label":
+                label_column = None  # the default: a dataset without labels is fine
+                continue
+            raise ParameterError(parameter, f"{column!r} is not a column of the dataset (it has "
+                                 f"{', '.join(dataset.column_names)})")
+    names = getattr(dataset.features.get(label_column), "int2str", None) if label_column else None
+    columns = {name: dataset[name] for name in (label_column, split_column, id_column)
+               if name is not None and name in dataset.column_names}
+    clips = []
+    for k, item in enumerate(dataset[audio_column]):
+        label = columns[label_column][k] if label_column else None
+        meta = {
+            "label": _text(names(label) if names is not None and label is not None else label),
+            "split": _text(columns[split_column][k] if split_column else split),
+        }
+        name = _text(columns[id_column][k]) if id_column in columns else (f"{split}-{k:06d}" if split else f"{k:06d}")
+        clip = _hf_clip(item, name, {key: value for key, value in meta.items() if value is not None})
+        clips.append(clip)
+    return clips
+
+
+def cut_clips(cuts: Iterable[Any], *, label_column: str | None = None,
+              split_column: str | None = None) -> list[Clip]:
+    """Lhotse cuts as clips: each cut's own slice of its recording; ``speaker`` from its first
+    supervision, ``label`` and ``split`` from the attribute or ``custom`` field of that name on
+    the supervision or the cut."""
+    clips = []
+    for cut in cuts:
+        clip = _cut_clip(cut)
+        meta = dict(clip.meta)
+        for key, field_name in (("label", label_column), ("split", split_column)):
+            if field_name is not None:
+                meta[key] = _text(_cut_field(cut, field_name))
+        clips.append(Clip(clip.id, clip.num_samples, clip.sample_rate, clip.read,
+                          {k: v for k, v in meta.items() if v is not None}))
+    return clips
+
+
+def _cut_field(cut: Any, name: str) -> Any:
+    for holder in [*(getattr(cut, "supervisions", None) or [])[:1], cut]:
+        if getattr(holder, name, None) is not None:
+            return getattr(holder, name)
+        custom = getattr(holder, "custom", None) or {}
+        if name in custom:
+            return custom[name]
+    raise ParameterError("label_column", f"cut {cut.id} has no field {name!r} (on its first "
+                         "supervision or itself, as an attribute or in custom)")
+
+
+def load_hf_dataset(source: str | os.PathLike, *, allow_download: bool = False) -> Any:
+    """A dataset saved with ``save_to_disk`` (a folder), or one in the local cache by name;
+    a name is only downloaded when ``allow_download``."""
+    datasets = optional("datasets", "hf")
+    if Path(source).is_dir():
+        return datasets.load_from_disk(str(source))
+    offline = datasets.config.HF_DATASETS_OFFLINE
+    datasets.config.HF_DATASETS_OFFLINE = offline or not allow_download  # the cache only
+    try:
+        return datasets.load_dataset(str(source))
+    except Exception as error:  # datasets raises many types for a name it cannot find
+        hint = "" if allow_download else "; it is looked up in the local cache only ({allow_download} fetches it)"
+        raise ParameterError("hf_dataset", f"{str(source)!r}: {type(error).__name__}: {error}{hint}") from None
+    finally:
+        datasets.config.HF_DATASETS_OFFLINE = offline
+
+
+def load_cuts(path: str | os.PathLike) -> Any:
+    """A lhotse ``CutSet`` manifest (``cuts.jsonl.gz``)."""
+    lhotse = optional("lhotse", "lhotse")
+    if not Path(path).is_file():
+        raise ParameterError("cuts", f"{str(path)!r}: no such file")
+    return lhotse.CutSet.from_file(path)
+
+
+def optional(module: str, extra: str) -> Any:
+    """Import an optional dependency, or say in one line which extra brings it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise VqpoolError(f"{module} is not installed: pip install 'vqpool[{extra}]'") from None

@@ -35,10 +35,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--manifest", type=Path, help="CSV with a path column (id, label, split, speaker optional)")
     source.add_argument("--corpus", help="a corpus name (see `vqpool data`); needs --root")
+    source.add_argument("--hf-dataset", metavar="PATH_OR_NAME",
+                        help="a Hugging Face dataset: a save_to_disk folder, or a name in the local "
+                        "cache (downloaded only with --allow-download); needs vqpool[hf]")
+    source.add_argument("--cuts", type=Path, help="a lhotse CutSet manifest (cuts.jsonl.gz); needs vqpool[lhotse]")
     parser.add_argument("--root", type=Path, help="the corpus folder, in its official layout")
     parser.add_argument("--label", help="with --corpus fsdd: digit (default) or speaker")
     parser.add_argument("--split", help="with --corpus fsdd: index (default) or speaker (held-out voices)")
     parser.add_argument("--seed", type=int, help="with --corpus: the seed of drawn splits")
+    parser.add_argument("--audio-column", default="audio", help="with --hf-dataset: the Audio column (default: audio)")
+    parser.add_argument("--label-column",
+                        help="with --hf-dataset (default: label, if present) or --cuts: where labels come from")
+    parser.add_argument("--split-column",
+                        help="with --hf-dataset (default: the dataset's splits) or --cuts: where splits come from")
     parser.add_argument("--task", help="the task name recorded in the store (default: the corpus's task, "
                                        "or the manifest file's name without .csv)")
     parser.add_argument("--out", type=Path, required=True, help="the store folder to write")
@@ -79,8 +88,9 @@ def run(args: argparse.Namespace) -> int:
         store = distributed.merge_ranks(args.out)
         print(f"merged {len(store)} utterances into {args.out}")
         return 0
-    if args.upstream is None or (args.manifest is None and args.corpus is None):
-        raise VqpoolError("extract needs --upstream and either --manifest or --corpus with --root")
+    if args.upstream is None:
+        raise VqpoolError("extract needs --upstream and a source: --manifest, --corpus with --root, "
+                          "--hf-dataset or --cuts")
     from vqpool.commands.bench import method_options
 
     pool_options = {k: v for k in ("semantics", "a", "smoothing") if (v := getattr(args, k)) is not None}
@@ -89,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
         given = [f"--{k}" for k in pool_options] + (["--option"] if options else [])
         raise VqpoolError(f"{', '.join(given)} only apply to pooling on the fly: add --pooled-only")
     complete = store_status(args.out) == "complete"  # reused as it is when made by this same job
-    rows, corpus, task = load_rows(args.manifest, args.corpus, args.root, task=args.task,
+    rows, corpus, task = load_rows(args.manifest, args.corpus, args.root, hf_dataset=args.hf_dataset,
+                                   cuts=args.cuts, audio_column=args.audio_column,
+                                   label_column=args.label_column, split_column=args.split_column,
+                                   allow_download=args.allow_download, task=args.task,
                                    label=args.label, split=args.split, seed=args.seed)
     with distributed.session(args.device) as device:
         from vqpool.upstream import load_upstream
