@@ -11,7 +11,6 @@ The upstream is the random 4-layer, 256-wide wav2vec 2.0 of ``benchmarks/extract
     python benchmarks/encode.py                      # 300 utterances, 5 repeats, 1 thread
 """
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from extract import FSDD, bare_forward, make_model, padded_batches
+from extract import bare_forward, make_model, padded_batches, parse_arguments
 from vqpool import Encoder, pool
 from vqpool.audio import load_audio
 
@@ -42,16 +41,7 @@ def timed_encode(encoder: Encoder, files: list[Path]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--num", type=int, default=300, help="FSDD utterances (default 300)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--batch-seconds", type=float, default=8.0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--fsdd", type=Path, default=FSDD)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    files = sorted(args.fsdd.glob("*.wav"))
-    files = files[:: max(1, len(files) // args.num)][: args.num]
+    args, files = parse_arguments(__doc__.split("\n")[0])
     rows = [{"id": f.stem, "path": str(f)} for f in files]
     audio_seconds = sum(load_audio(f, 8000).shape[0] for f in files) / 8000
 

@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vqpool.commands.bench import add_pool_arguments, given_pool_options
+
 if TYPE_CHECKING:
     from vqpool.pooling import CorpusStats
 
@@ -60,14 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated pooling methods: store their vectors, no frames")
     parser.add_argument("--stats", type=Path,
                         help="a saved CorpusStats, for --pooled-only methods that need corpus statistics")
-    parser.add_argument("--semantics",
-                        help="with --pooled-only: paper (default) or reference, the partition "
-                        "semantics of the reference implementation")
-    parser.add_argument("--a", type=float, help="with --pooled-only: vq-sif parameter a (default: 1e-3)")
-    parser.add_argument("--smoothing", type=float,
-                        help="with --pooled-only: added to every corpus code count (default: 1.0)")
-    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                        help="with --pooled-only: an option of a registered pooling method (repeatable)")
+    add_pool_arguments(parser, "with --pooled-only: ")
     parser.add_argument("--resume", action="store_true", help="finish an interrupted extraction")
     parser.add_argument("--on-bad-audio", choices=("error", "skip"), default="error",
                         help="stop at an unusable file (default) or skip it and list it in skipped.csv")
@@ -91,13 +86,10 @@ def run(args: argparse.Namespace) -> int:
     if args.upstream is None:
         raise VqpoolError("extract needs --upstream and a source: --manifest, --corpus with --root, "
                           "--hf-dataset or --cuts")
-    from vqpool.commands.bench import method_options
-
-    pool_options = {k: v for k in ("semantics", "a", "smoothing") if (v := getattr(args, k)) is not None}
-    options = method_options(args.option)
-    if (pool_options or options) and not args.pooled_only:
-        given = [f"--{k}" for k in pool_options] + (["--option"] if options else [])
-        raise VqpoolError(f"{', '.join(given)} only apply to pooling on the fly: add --pooled-only")
+    pool_options = given_pool_options(args)
+    if pool_options and not args.pooled_only:
+        given = [f"--{k}" if k in ("semantics", "a", "smoothing") else "--option" for k in pool_options]
+        raise VqpoolError(f"{', '.join(dict.fromkeys(given))} only apply to pooling on the fly: add --pooled-only")
     complete = store_status(args.out) == "complete"  # reused as it is when made by this same job
     rows, corpus, task = load_rows(args.manifest, args.corpus, args.root, hf_dataset=args.hf_dataset,
                                    cuts=args.cuts, audio_column=args.audio_column,
@@ -114,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
             batch_seconds=args.batch_seconds,
             pooled_only=args.pooled_only.split(",") if args.pooled_only else None,
             stats=_stats(args.stats),
-            **pool_options,
-            options=options,
+            **{k: v for k, v in pool_options.items() if k in ("semantics", "a", "smoothing")},
+            options={k: v for k, v in pool_options.items() if k not in ("semantics", "a", "smoothing")},
             resume=args.resume or complete,
             on_bad_audio=args.on_bad_audio,
             corpus=corpus,
