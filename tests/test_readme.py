@@ -3,12 +3,14 @@
 import re
 from pathlib import Path
 
+import pytest
 import torch
 
 import tiny_models
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
+PROSE = " ".join(README.split())  # for sentences, wherever their lines break
 
 
 def test_ci_runs_the_readmes_test_command():
@@ -39,6 +41,45 @@ def test_encoder_example_opens_the_python_section(tmp_path, monkeypatch, fsdd_ro
     import numpy as np
 
     np.testing.assert_array_equal(namespace["encoder"].encode(files), vectors)
+
+
+def test_ci_then_runs_the_e2e_tests_the_quick_run_leaves_out(pytestconfig):
+    test_command = next(c for c in re.findall(r"```bash\n(.+?)\n```", README) if "pytest" in c)
+    e2e_command = "python -m pytest -q -m e2e"
+    assert f"`{e2e_command}` runs just those" in PROSE
+    assert "tests marked `e2e`" in PROSE
+    ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines()
+          if not line.lstrip().startswith("#")]
+    quick = next(i for i, line in enumerate(ci) if test_command in line)
+    assert any(e2e_command in line for line in ci[quick + 1 :])
+    # The quick run is the one that leaves them out: the marker is registered, addopts
+    # deselects it.
+    assert any(line.startswith("e2e:") for line in pytestconfig.getini("markers"))
+    addopts = pytestconfig.getini("addopts")
+    assert addopts[addopts.index("-m") + 1] == "not e2e"
+
+
+class Collected:
+    """A plugin that keeps the test ids a run selects."""
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.ids = [item.nodeid for item in session.items]
+
+
+def test_the_readmes_marker_options_select_as_it_says():
+    assert '`python -m pytest -q -m ""` runs everything' in PROSE
+    selected = {}
+    for name, options in (("quick", []), ("everything", ["-m", ""]), ("e2e", ["-m", "e2e"])):
+        plugin = Collected()
+        # In this process, which has imported torch already: a fresh one would take seconds.
+        code = pytest.main(["--collect-only", "-qq", "-p", "no:cacheprovider", "--rootdir",
+                            str(REPO), "-c", str(REPO / "pyproject.toml"), *options,
+                            str(REPO / "tests" / "test_demo.py")], plugins=[plugin])
+        assert code in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+        selected[name] = plugin.ids
+    assert selected["quick"] == []
+    assert selected["everything"] == selected["e2e"] == [
+        "tests/test_demo.py::test_demo_runs_end_to_end_and_resumes"]
 
 
 def test_python_example_runs_on_a_local_checkpoint(tmp_path):

@@ -100,9 +100,9 @@ def reference_mel(reference: str, wav: np.ndarray) -> np.ndarray:
 
 
 # librosa.feature imports numba code that compiles on first use in a fresh environment (17 s of
-# CPU on an idle 2-core machine, minutes on a busy one); the frame loop checks the same frames
-# without it.
-REFERENCES = ["frame-loop", "librosa"]
+# CPU on an idle 2-core machine, minutes on a busy one), so the librosa references are e2e tests;
+# the frame loop checks the same frames in the default run.
+REFERENCES = ["frame-loop", pytest.param("librosa", marks=pytest.mark.e2e)]
 
 
 @pytest.mark.parametrize("reference", REFERENCES)
