@@ -12,7 +12,7 @@ from vqpool.commands.logs import show_library_logs
 from vqpool.errors import ParameterError, VqpoolError
 
 VERBS = ("demo", "data", "extract", "codebook", "stats", "bench", "probe", "report", "reproduce",
-         "index", "search")
+         "index", "search", "export")
 
 # Library errors name Python parameters; the command line shows the flag a user types instead.
 FLAGS = {
@@ -52,9 +52,10 @@ FLAGS = {
     "stats": "--stats",
     "task": "--task",
     "upstream": "--upstream",
-    # index build, search
-    "ef_construction": "--ef-construction", "ef_search": "--ef-search", "hnsw_m": "--hnsw-m",
-    "k": "-k", "kind": "--kind", "nlist": "--nlist", "nprobe": "--nprobe", "out": "--out", "overwrite": "--overwrite", "queries": "QUERY",
+    # index build, search, export
+    "ef_construction": "--ef-construction", "ef_search": "--ef-search", "format": "--format",
+    "hnsw_m": "--hnsw-m", "k": "-k", "kind": "--kind", "nlist": "--nlist", "nprobe": "--nprobe",
+    "out": "--out", "overwrite": "--overwrite", "queries": "QUERY",
     "recall_queries": "--recall-queries", "splits": "--splits",
 }
 
