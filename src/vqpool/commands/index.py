@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--out", required=True, help="the index folder to write")
     build.add_argument("--kind", default="flat", help="flat (exact, default), ivf or hnsw")
     build.add_argument("--nlist", type=int, help="ivf: inverted lists (default: ~4 sqrt(N))")
-    build.add_argument("--nprobe", type=int, help="ivf: lists searched (default: nlist / 16)")
+    build.add_argument("--nprobe", type=int, help="ivf: lists searched (default: nlist / 256, at least 8)")
     build.add_argument("--hnsw-m", type=int, help="hnsw: links per vector (default: 32)")
     build.add_argument("--ef-construction", type=int, help="hnsw: build-time candidates (default: 40)")
     build.add_argument("--ef-search", type=int, help="hnsw: search-time candidates (default: 64)")

@@ -27,6 +27,7 @@ HNSW_PARAMETERS = ("hnsw_m", "ef_construction", "ef_search")
 DEFAULT_HNSW_M = 32
 DEFAULT_EF_CONSTRUCTION = 40
 DEFAULT_EF_SEARCH = 64
+DEFAULT_MIN_NPROBE = 8
 MIN_POINTS_PER_LIST = 39  # FAISS warns when k-means has fewer training points per centroid
 
 
@@ -78,8 +79,9 @@ def resolve_params(kind: str, count: int, **given: int | None) -> IndexParams:
     """Check the parameters ``given`` for ``kind`` over ``count`` vectors and fill the defaults.
 
     IVF: ``nlist`` lists (default about 4 sqrt(N), at most N / 39 so k-means has enough points),
-    ``nprobe`` lists searched (default nlist / 64, at least 1: about 10x faster than exact
-    search; the recall measured at build time tells whether to raise it). HNSW: ``hnsw_m`` links per node
+    ``nprobe`` lists searched (default nlist / 256 but at least 8: recall first on small
+    corpora, a growing speed-up on large ones; the recall measured at build time tells whether
+    to change it, and benchmarks/search.py shows the trade-off). HNSW: ``hnsw_m`` links per node
     (32), ``ef_construction`` (40) and ``ef_search`` (64) candidate-list sizes.
     """
     if kind not in KINDS:
@@ -102,7 +104,7 @@ def resolve_params(kind: str, count: int, **given: int | None) -> IndexParams:
         nlist = given.get("nlist") or min(most, max(1, round(4 * math.sqrt(count))))
         if nlist > count:
             raise ParameterError("nlist", f"is {nlist}, more lists than the {count} vectors")
-        nprobe = given.get("nprobe") or max(1, nlist // 64)
+        nprobe = given.get("nprobe") or max(DEFAULT_MIN_NPROBE, nlist // 256)
         return IndexParams("ivf", nlist=nlist, nprobe=min(nprobe, nlist))
     hnsw_m = given.get("hnsw_m") or DEFAULT_HNSW_M
     if hnsw_m < 2:
