@@ -11,7 +11,8 @@ from vqpool import __version__
 from vqpool.commands.logs import show_library_logs
 from vqpool.errors import ParameterError, VqpoolError
 
-VERBS = ("demo", "data", "extract", "codebook", "stats", "bench", "probe", "report", "reproduce")
+VERBS = ("demo", "data", "extract", "codebook", "stats", "bench", "probe", "report", "reproduce",
+         "index", "search", "export")
 
 # Library errors name Python parameters; the command line shows the flag a user types instead.
 FLAGS = {
@@ -51,6 +52,11 @@ FLAGS = {
     "stats": "--stats",
     "task": "--task",
     "upstream": "--upstream",
+    # index build, search, export
+    "ef_construction": "--ef-construction", "ef_search": "--ef-search", "format": "--format",
+    "hnsw_m": "--hnsw-m", "k": "-k", "kind": "--kind", "nlist": "--nlist", "nprobe": "--nprobe",
+    "out": "--out", "overwrite": "--overwrite", "queries": "QUERY",
+    "recall_queries": "--recall-queries", "splits": "--splits",
 }
 
 
@@ -80,18 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except VqpoolError as error:
-        print(f"vqpool {args.verb}: error: {describe(error)}", file=sys.stderr)
+        print(f"vqpool {args.verb}: error: {describe(error, getattr(args, 'flags', None))}",
+              file=sys.stderr)
         return 1
 
 
-def describe(error: VqpoolError) -> str:
+def describe(error: VqpoolError, flags: dict[str, str] | None = None) -> str:
     """The error as a command-line user reads it: with flags in place of parameter names
-    (an option a registered method declares is ``--option NAME=VALUE``)."""
+    (an option a registered method declares is ``--option NAME=VALUE``). ``flags`` holds a
+    verb's own spellings where they differ from `FLAGS` (``parser.set_defaults(flags=...)``)."""
     from vqpool.pooling.options import is_declared  # imports no torch
 
     if not isinstance(error, ParameterError):
         return str(error)
-    return error.render(lambda name: FLAGS.get(name) or (f"--option {name}" if is_declared(name) else name))
+    table = {**FLAGS, **(flags or {})}
+    return error.render(lambda name: table.get(name) or (f"--option {name}" if is_declared(name) else name))
 
 if __name__ == "__main__":
     sys.exit(main())

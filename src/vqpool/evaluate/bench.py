@@ -1,6 +1,5 @@
 """The unsupervised benchmark (paper Table 1): pool, then exact cosine 1-NN, fold by fold."""
 
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,7 +9,13 @@ import torch
 
 from vqpool.evaluate.knn import one_nn_accuracy
 from vqpool.evaluate.options import at_least, check_device, resolve_pool_options
-from vqpool.evaluate.pooled import FoldPooler, open_store, store_offers, store_path, write_rows
+from vqpool.evaluate.pooled import (
+    FoldPooler,
+    choose_methods,
+    open_store,
+    store_path,
+    write_rows,
+)
 from vqpool.evaluate.results import make_row
 from vqpool.evaluate.splits import (
     encode_labels,
@@ -18,10 +23,7 @@ from vqpool.evaluate.splits import (
     resolve_task,
     select_folds,
 )
-from vqpool.pooling import select_methods
 from vqpool.store import Store
-
-log = logging.getLogger(__name__)
 
 
 def run_bench(
@@ -64,11 +66,7 @@ def run_bench(
         at_least("max_frames", max_frames, 1)
     store = open_store(store)
     where = str(store_path(store) or "the store")
-    selection = select_methods(methods, store_offers(store))
-    if methods == "all":
-        for reason in selection.reasons():
-            log.info("note: leaving out %s", reason)
-    methods = selection.require(where)
+    methods = choose_methods(store, methods)
     resolved, pooled_with = resolve_pool_options(store, methods, semantics=semantics, a=a,
                                                  smoothing=smoothing, options=options, where=where)
     chosen = select_folds(store.meta, folds, splits, where=where)

@@ -4,6 +4,7 @@ Reading frames dominates on real corpora, so one pass over a store pools a batch
 method at once; methods without corpus statistics are pooled once for all folds.
 """
 
+import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
@@ -30,6 +31,8 @@ from vqpool.store import Store
 
 Batch = tuple[Tensor, Tensor, Tensor | None, list[int]]
 
+log = logging.getLogger(__name__)
+
 
 def progress_bar(progress: bool = True, **options: Any) -> tqdm:
     """A transient bar on stderr, drawn only when stderr is a terminal: logs get no bar lines."""
@@ -45,6 +48,17 @@ def store_offers(store: Any, *, training: bool = False) -> Available:
         stats=True,  # fitted on the training rows
         training=training,
     )
+
+
+def choose_methods(store: Any, methods: Sequence[str] | str, *,
+                   parameter: str = "methods") -> list[str]:
+    """The methods the store can give, in the order asked; "all" is every registered one it
+    can give (a logged note says which were left out and why). Errors name ``parameter``."""
+    selection = select_methods(methods, store_offers(store))
+    if methods == "all":
+        for reason in selection.reasons():
+            log.info("note: leaving out %s", reason)
+    return selection.require(str(store_path(store) or "the store"), parameter=parameter)
 
 
 def pool_split(
