@@ -26,15 +26,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from vqpool.pooling import (
-    CODE_METHODS,
-    METHODS,
-    SEMANTICS,
-    WEIGHTED_METHODS,
-    CorpusStats,
-    frame_weights,
-    pool,
-)
+from vqpool.pooling import METHODS, SEMANTICS, CorpusStats, frame_weights, get_method, pool
+
+# What the registry says of the built-in methods: which have frame weights, which use codes.
+WEIGHTED_METHODS = [m for m in METHODS if get_method(m).weights is not None]
+CODE_METHODS = [m for m in METHODS if get_method(m).needs_codes]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "pooling"))
 import reference_impl  # noqa: E402  (the literal loop lives with the tests that check against it)
