@@ -6,12 +6,14 @@ whitening and soft-decay transforms of the AP vectors feed the baselines of sect
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, fields
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
@@ -53,14 +55,55 @@ def decay_singular_values(s: Tensor, alpha: float = SOFTDECAY_ALPHA) -> Tensor:
 
 
 def code_tuple_ids(codes: Tensor, codebook_size: int) -> Tensor:
-    """One integer per code tuple: ``sum_g q^g V^g``. ``[..., G] -> int64 [...]``.
+    """One integer per code tuple. ``[..., G] -> int64 [...]``.
 
-    Horner's rule, one codebook at a time: a loop over the few codebooks is much faster than a
-    reduction over a last dimension of size G."""
-    ids = codes[..., -1].long()
-    for g in reversed(range(codes.shape[-1] - 1)):
-        ids = torch.add(codes[..., g], ids, alpha=codebook_size)
-    return ids
+    While ``V^G`` fits int64, the exact id ``sum_g q^g V^g`` (Horner's rule, one codebook at a
+    time: a loop over the codebooks is much faster than a reduction over a last dimension of
+    size G). Beyond (e.g. G = 8, V = 1024, or 32 EnCodec/Mimi levels), a 64-bit simple
+    tabulation hash: the XOR of one fixed pseudo-random word per (codebook, code), `tuple_hash`.
+    Saved statistics hold these ids, so both rules are part of their format."""
+    if exact_tuple_ids(codebook_size, codes.shape[-1]):
+        ids = codes[..., -1].long()
+        for g in reversed(range(codes.shape[-1] - 1)):
+            ids = torch.add(codes[..., g], ids, alpha=codebook_size)
+        return ids
+    return tuple_hash(codes, codebook_size)
+
+
+def exact_tuple_ids(codebook_size: int, num_codebooks: int) -> bool:
+    """Whether `code_tuple_ids` is the exact ``sum_g q^g V^g`` (``V^G`` fits int64)."""
+    return codebook_size**num_codebooks <= torch.iinfo(torch.long).max
+
+
+def tuple_hash(codes: Tensor, codebook_size: int) -> Tensor:
+    """``[..., G]`` codes in ``[0, V)`` -> int64 ``[...]``: ``XOR_g T[g, q^g]``.
+
+    Simple tabulation hashing (Patrascu and Thorup) with ``T`` a fixed table of splitmix64 words:
+    two different tuples get one id with probability 2^-64, so among U distinct tuples a shared
+    id is expected about U^2 / 2^65 times (1e-5 for ten million tuples). Vectorised: one gather
+    per codebook, no ``V^G`` anything."""
+    groups = codes.shape[-1]
+    table = _hash_table(groups, codebook_size).to(codes.device).view(-1)
+    offsets = torch.arange(groups, device=codes.device) * codebook_size
+    words = table.index_select(0, (codes.long() + offsets).reshape(-1)).view(codes.shape)
+    while words.shape[-1] > 1:  # XOR is associative: fold halves, log2(G) passes
+        half = words.shape[-1] // 2
+        folded = words[..., :half] ^ words[..., half : 2 * half]
+        words = torch.cat([folded, words[..., 2 * half :]], -1) if words.shape[-1] % 2 else folded
+    return words[..., 0]
+
+
+@functools.lru_cache(maxsize=8)
+def _hash_table(num_codebooks: int, codebook_size: int) -> Tensor:
+    """``[G, V]`` int64: splitmix64 of ``g 2^32 + q``, the same on every machine (unsigned numpy
+    arithmetic wraps by definition)."""
+    g, q = np.meshgrid(np.arange(num_codebooks, dtype=np.uint64),
+                       np.arange(codebook_size, dtype=np.uint64), indexing="ij")
+    z = (g << np.uint64(32)) + q + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return torch.from_numpy(z.view(np.int64).copy())
 
 
 @dataclass(eq=False, repr=False)
@@ -210,8 +253,15 @@ class CorpusStats:
         """``p(q_t)``: corpus count of each frame's code tuple / total frames, 0 for a tuple never
         seen. ``[B, L, G] -> fp32 [B, L]`` on the codes' device; padding values are not checked."""
         self._require("counts", "tuple frequencies (vq-sif)")
-        ids = code_tuple_ids(codes, self.codebook_size)
-        return (self._tuple_counts(ids.flatten()).view_as(ids).double() / self.total_frames).float()
+        low, high = torch.aminmax(codes) if codes.numel() else (0, 0)
+        if exact_tuple_ids(self.codebook_size, self.num_codebooks) or (
+                low >= 0 and high < self.codebook_size):
+            counts = self._tuple_counts(code_tuple_ids(codes, self.codebook_size).flatten())
+        else:  # the hash reads a table: tuples with codes outside [0, V) (padding) count 0
+            inside = ((codes >= 0) & (codes < self.codebook_size)).all(-1).flatten()
+            ids = code_tuple_ids(codes.clamp(0, self.codebook_size - 1), self.codebook_size)
+            counts = torch.where(inside, self._tuple_counts(ids.flatten()), 0)
+        return (counts.view(codes.shape[:-1]).double() / self.total_frames).float()
 
     def check_codes(self, codes: Tensor, lengths: Tensor | None = None) -> None:
         """Raise VqpoolError unless ``codes [B, L, G]`` matches the fitted G and V (values are
@@ -391,10 +441,6 @@ def _choose_parts(
 def _check_codebook_size(codebook_size: int | None, codes: Tensor) -> int:
     if codebook_size is None or codebook_size < 1:
         raise VqpoolError("CorpusStats.fit: pass codebook_size (V) when the batches carry codes")
-    if codebook_size ** codes.shape[-1] > torch.iinfo(torch.long).max:
-        raise VqpoolError(
-            f"V={codebook_size} ** G={codes.shape[-1]} code tuples overflow int64 tuple ids"
-        )
     return codebook_size
 
 
