@@ -31,7 +31,8 @@ from vqpool.errors import ParameterError, VqpoolError
 from vqpool.io import load_tagged, save_tagged
 from vqpool.pooling import CorpusStats, PoolOptions, frame_weights, get_method, pool
 from vqpool.sources import Clip, clips_of
-from vqpool.upstream import KMeansCodebook, Upstream, load_upstream
+from vqpool.upstream import CodesFrom, CodeSource, KMeansCodebook, Upstream, load_upstream
+from vqpool.upstream.codes import load_code_source
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -78,14 +79,17 @@ def prefetched(load: Callable[[T], R], batches: Iterable[T], depth: int) -> Iter
             yield pending.popleft().result()
 
 
-def forward(upstream: Upstream, waves: Sequence[np.ndarray], where: Sequence[object]) -> tuple[Tensor, Tensor, Tensor | None]:
+def forward(upstream: Upstream, waves: Sequence[np.ndarray], where: Sequence[object],
+            ids: Sequence[str] | None = None, first_frames: Sequence[int] | None = None,
+            ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run ``upstream`` on mono waveforms at its rate: fp16 frames ``[B, T, D]`` (the store's
-    precision), frame lengths ``[B]`` and codes ``[B, T, G]`` or None, on the upstream's device."""
+    precision), frame lengths ``[B]`` and codes ``[B, T, G]`` or None, on the upstream's device.
+    ``ids`` (and ``first_frames``, for windows of longer clips) serve code sources of units."""
     lengths = torch.tensor([len(wave) for wave in waves])
     padded = torch.zeros(len(waves), int(lengths.max()))
     for row, wave in enumerate(waves):
         padded[row, : len(wave)] = torch.from_numpy(wave)
-    output = upstream(padded, lengths)
+    output = upstream(padded, lengths, ids=ids, first_frames=first_frames)
     frames = output.frames.to(FRAME_DTYPE)
     bad = (~torch.isfinite(frames)).flatten(1).any(1)
     if bool(bad.any()):
@@ -131,7 +135,8 @@ class Encoder:
 
     ``upstream`` is any spec `vqpool.upstream.load_upstream` takes (``"logmel"``, ``"ge2e"``, a
     hub id or a local folder) or a loaded `Upstream`; ``codebook`` (a path or `KMeansCodebook`)
-    gives codes to upstreams without a quantizer; ``stats`` (a path or `CorpusStats`) serves the
+    gives codes to upstreams without a quantizer; ``codes_from`` takes them from a codec, another
+    upstream's codebook, a km.bin or precomputed units instead (`vqpool.upstream.codes`); ``stats`` (a path or `CorpusStats`) serves the
     methods that use corpus statistics; what is missing, `fit` provides. ``options`` are pooling
     options (``semantics``, ``a``, ``smoothing``, or a registered method's own).
     """
@@ -143,6 +148,7 @@ class Encoder:
         *,
         layers: str = "mean",
         codebook: str | os.PathLike | KMeansCodebook | None = None,
+        codes_from: str | os.PathLike | CodesFrom | CodeSource | None = None,
         stats: str | os.PathLike | CorpusStats | None = None,
         device: str | torch.device = "cpu",
         allow_download: bool = False,
@@ -166,12 +172,16 @@ class Encoder:
         self.batch_seconds, self.chunk_seconds, self.overlap_seconds = batch_seconds, chunk_seconds, overlap_seconds
         self.prefetch = prefetch  # batches of audio read and resampled by threads while the model runs
         if isinstance(upstream, Upstream):
+            if codebook is not None and codes_from is not None:
+                raise ParameterError("codes_from", "replaces the upstream's codes: give it or {codebook}, not both")
             if codebook is not None:
                 upstream.attach_codebook(_codebook(codebook))
+            if codes_from is not None:
+                upstream.attach_codes(load_code_source(codes_from, upstream, allow_download=allow_download))
             self.upstream = upstream
         else:
-            self.upstream = load_upstream(upstream, layers=layers, codebook=codebook, device=device,
-                                          allow_download=allow_download)
+            self.upstream = load_upstream(upstream, layers=layers, codebook=codebook, codes_from=codes_from,
+                                          device=device, allow_download=allow_download)
         self.stats = CorpusStats.load(stats) if isinstance(stats, (str, os.PathLike)) else stats
 
     def __repr__(self) -> str:
@@ -278,6 +288,8 @@ class Encoder:
             "options": self.options.as_dict(),
             "codebook": None if codebook is None else {"centroids": codebook.centroids,
                                                        "settings": codebook.settings},
+            # a reference (a codec folder, a file): rebuilt from where it names, like the upstream
+            "codes_from": None if self.upstream.code_source is None else self.upstream.code_source.request.to_json(),
             "stats": None if self.stats is None else self.stats.state(),
             "batching": {"batch_seconds": self.batch_seconds, "chunk_seconds": self.chunk_seconds,
                          "overlap_seconds": self.overlap_seconds},
@@ -293,6 +305,7 @@ class Encoder:
         return cls(
             state["upstream"], state["method"], layers=state["layers"],
             codebook=None if codebook is None else KMeansCodebook(codebook["centroids"], codebook["settings"]),
+            codes_from=None if state.get("codes_from") is None else CodesFrom(**state["codes_from"]),
             stats=None if state["stats"] is None else CorpusStats.from_state(state["stats"]),
             device=device, allow_download=allow_download, **state["batching"], **state["options"],
         )
@@ -316,7 +329,8 @@ class Encoder:
                 [clips[k] for k in short], self.batch_seconds, pads_safely=self.upstream.pads_safely)]
             read = lambda rows: [self._wave(clips[k]) for k in rows]  # noqa: E731
             for rows, waves in zip(planned, prefetched(read, planned, self.prefetch), strict=True):
-                frames, lengths, codes = forward(self.upstream, waves, [clips[k].id for k in rows])
+                ids = [clips[k].id for k in rows]
+                frames, lengths, codes = forward(self.upstream, waves, ids, ids)
                 yield torch.tensor(rows), frames, lengths, codes
                 bar.update(len(rows))
             for k in long:
@@ -342,7 +356,8 @@ class Encoder:
         codes: list[Tensor] = []
         for start in range(0, len(cut), per_batch):
             group = cut[start : start + per_batch]
-            out, _, out_codes = forward(upstream, [wave[w.start : w.stop] for w in group], [clip.id] * len(group))
+            out, _, out_codes = forward(upstream, [wave[w.start : w.stop] for w in group], [clip.id] * len(group),
+                                        [clip.id] * len(group), [w.start // hop for w in group])
             for row, w in enumerate(group):
                 keep = slice(w.first - w.start // hop, w.last - w.start // hop)
                 frames.append(out[row, keep])

@@ -363,7 +363,8 @@ def _forward(
 ) -> list[tuple[int, dict[str, Any], dict[str, np.ndarray]]]:
     """Run the upstream on the whole batch; return the records not committed yet."""
     frames, frame_lengths, codes = forward(upstream, [wave for _, wave in usable],
-                                           [item.row.get("path") or item.row["id"] for item, _ in usable])
+                                           [item.row.get("path") or item.row["id"] for item, _ in usable],
+                                           [item.row.get("id") for item, _ in usable])
     arrays: dict[str, np.ndarray] = {}
     if codes is not None:
         arrays["codes"] = codes.to(torch.int16).cpu().numpy()

@@ -9,6 +9,7 @@ from vqpool.commands.bench import add_pool_arguments, given_pool_options
 
 if TYPE_CHECKING:
     from vqpool.pooling import CorpusStats
+    from vqpool.upstream import CodesFrom
 
 DESCRIPTION = """\
 Run an upstream model over every utterance of a manifest or corpus and write a feature store:
@@ -20,6 +21,8 @@ EPILOG = """examples:
   vqpool extract --upstream logmel --codebook cb.pt --manifest fsdd.csv --out stores/fsdd
   vqpool extract --upstream facebook/wav2vec2-base --allow-download --device cuda \\
       --corpus speechcommands --root data/speech_commands --out stores/kws-base
+  vqpool extract --upstream facebook/wav2vec2-base --codes-from facebook/encodec_24khz \\
+      --code-levels 8 --allow-download --manifest fsdd.csv --out stores/fsdd-encodec
   torchrun --standalone --nproc_per_node 4 -m vqpool.cli extract --upstream facebook/wav2vec2-base \\
       --device cuda --manifest kws.csv --out stores/kws-base     (one rank per GPU)
 """
@@ -55,6 +58,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the store folder to write")
     parser.add_argument("--layers", default="mean", help="mean (default), last, N or a,b,c")
     parser.add_argument("--codebook", type=Path, help="k-means codebook for upstreams without a quantizer")
+    codes = parser.add_argument_group(
+        "codes from elsewhere", "codes aligned to the frames by time (README: Codes from elsewhere)")
+    codes.add_argument("--codes-from", metavar="SPEC",
+                       help="a codec checkpoint (EnCodec, DAC, Mimi: folder, or hub id with --allow-download), "
+                       "a k-means codebook of any upstream, a fairseq km.bin, or precomputed units "
+                       "(a folder of <id>.npy / <id>.km, a .km file of `id u1 u2 ...` lines, a .npz)")
+    codes.add_argument("--code-levels", type=int, metavar="N", help="with a codec: its first N quantizer levels (default all)")
+    codes.add_argument("--code-upstream", metavar="SPEC", help="with a km.bin: the upstream it was fitted on "
+                       "(default --upstream)")
+    codes.add_argument("--code-layer", metavar="N", help="with a km.bin: the layer it was fitted on")
+    codes.add_argument("--code-rate", type=float, metavar="HZ",
+                       help="with precomputed units: units per second (default: the frames' rate)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: one GPU per rank)")
     parser.add_argument("--batch-seconds", type=float, default=60.0,
                         help="padded audio per batch, in seconds (default 60)")
@@ -100,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         from vqpool.upstream import load_upstream
 
         upstream = load_upstream(args.upstream, layers=args.layers, codebook=args.codebook,
-                                 device=device, allow_download=args.allow_download)
+                                 codes_from=_codes_from(args), device=device,
+                                 allow_download=args.allow_download)
         store = extract(
             rows, upstream, args.out,
             batch_seconds=args.batch_seconds,
@@ -120,6 +136,20 @@ def run(args: argparse.Namespace) -> int:
                 print(f"skipped {len(store.skipped)} unusable files (listed in {args.out / 'skipped.csv'})",
                       file=sys.stderr)
     return 0
+
+
+def _codes_from(args: argparse.Namespace) -> "CodesFrom | None":
+    from vqpool.errors import VqpoolError
+    from vqpool.upstream import CodesFrom
+
+    given = {"levels": args.code_levels, "upstream": args.code_upstream, "layer": args.code_layer,
+             "rate": args.code_rate}
+    if args.codes_from is None:
+        if any(value is not None for value in given.values()):
+            raise VqpoolError("--code-levels, --code-upstream, --code-layer and --code-rate only apply "
+                              "with --codes-from")
+        return None
+    return CodesFrom(args.codes_from, **given)
 
 
 def _stats(path: Path | None) -> "CorpusStats | None":

@@ -179,7 +179,25 @@ def header_summary(header: "StoreHeader | Mapping[str, Any]") -> dict[str, Any]:
     summary.update((key, described.get(key, data.get(key))) for key in SUMMARY_KEYS)
     if isinstance(summary["codebook"], Mapping):
         summary["codebook"] = summary["codebook"].get("path")
+    # Codes from elsewhere (`vqpool extract --codes-from`): their label ("encodec_24khz x8"),
+    # a key only such stores' rows have.
+    source = described.get("code_source", data.get("code_source"))
+    if source is not None:
+        summary["code_source"] = str(source.get("label") if isinstance(source, Mapping) else source)
     return summary
+
+
+def codes_label(row: Mapping[str, Any]) -> str | None:
+    """The code source a result row's store took its codes from (``"encodec_24khz x8"``), or
+    None for the upstream's own quantizer or codebook."""
+    return header_summary(row.get("store_header") or {}).get("code_source")
+
+
+def sources_title(upstream: str | None, layers: str | None, codes: str | None) -> str:
+    """``"upstream X"``, or with codes from elsewhere ``"frames: X mean; codes: encodec_24khz x8"``."""
+    if codes is None:
+        return f"upstream {upstream}"
+    return f"frames: {upstream} {layers or ''}".rstrip() + f"; codes: {codes}"
 
 
 def upstream_of(header: "StoreHeader | Mapping[str, Any]") -> tuple[str | None, str | None]:
@@ -272,7 +290,9 @@ def format_table(rows: list[Mapping[str, Any]]) -> str:
         lines.append([row["method"], accuracy, *per_fold, f"{row['seconds']:.1f}"])
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=True)]
     first = rows[0]
-    title = f"{first['protocol']} · task {first['task']} · upstream {first['upstream']}"
+    shown = header_summary(first.get("store_header") or {})
+    sources = sources_title(first["upstream"], shown.get("layers"), shown.get("code_source"))
+    title = f"{first['protocol']} · task {first['task']} · {sources}"
     table = [" | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in [header, *lines]]
     table.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join([title, *table])

@@ -1,4 +1,4 @@
-"""Merging results files: one row per (protocol, upstream, task, method), the newest run wins.
+"""Merging results files: one row per (protocol, upstream, code source, task, method), the newest run wins.
 
 Benchmarks append, so a re-run leaves the old row in the file. The row with the newest
 ``timestamp`` wins (on equal timestamps, the one read last) and the report says how many rows
@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from vqpool.errors import VqpoolError
-from vqpool.evaluate.results import Skipped, parse_timestamp, read_rows
+from vqpool.evaluate.results import Skipped, codes_label, parse_timestamp, read_rows
 
 
 @dataclass
@@ -37,7 +37,8 @@ def skipped_lines(skipped: list[Skipped], limit: int = 5) -> list[str]:
 
 
 def load_results(paths: list[str | os.PathLike]) -> Results:
-    """Read every file; keep the newest row for each (protocol, upstream, task, method)."""
+    """Read every file; keep the newest row for each (protocol, upstream, code source, task,
+    method): stores of one upstream with codes from elsewhere are other results."""
     if not paths:
         raise VqpoolError("no results files given")
     newest: dict[tuple, tuple[datetime, dict]] = {}
@@ -50,7 +51,7 @@ def load_results(paths: list[str | os.PathLike]) -> Results:
         for row in rows:
             read += 1
             stamp = parse_timestamp(row)
-            key = (row["protocol"], row["upstream"], row["task"], row["method"])
+            key = (row["protocol"], row["upstream"], codes_label(row), row["task"], row["method"])
             if key in newest and newest[key][0] > stamp:
                 superseded.append(row)
                 continue

@@ -7,6 +7,7 @@ that renderers only format. Where it is not, the table says why.
 
 from dataclasses import dataclass
 
+from vqpool.evaluate.results import codes_label, header_summary, sources_title
 from vqpool.report.paper_tables import (
     CAVEATS,
     PAPER_TASKS,
@@ -45,6 +46,7 @@ class Table:
     avg_tasks: dict[str, list[str]]  # the tasks behind each method's AVG
     rows: list[dict]  # the results behind the table
     no_paper: list[str]  # why paper figures are missing (for the upstream, or some tasks)
+    codes: str | None = None  # codes from elsewhere (`extract --codes-from`), e.g. "encodec_24khz x8"
 
     @property
     def protocol_title(self) -> str:
@@ -52,6 +54,9 @@ class Table:
 
     @property
     def upstream_title(self) -> str:
+        if self.codes is not None:  # "frames: wav2vec2-base mean; codes: encodec_24khz x8"
+            layers = header_summary(self.rows[0].get("store_header") or {}).get("layers")
+            return sources_title(self.upstream, layers, self.codes)
         if self.paper_upstream is None:
             return self.upstream
         return f"{self.upstream} (paper: {PAPER_UPSTREAM_TITLES.get(self.paper_upstream, self.paper_upstream)})"
@@ -115,7 +120,7 @@ def _paper_upstream(rows: list[dict]) -> tuple[str | None, list[str]]:
     return name, [why] if why else []
 
 
-def build_table(protocol: str, upstream: str, rows: list[dict]) -> Table:
+def build_table(protocol: str, upstream: str, rows: list[dict], codes: str | None = None) -> Table:
     paper_upstream, no_paper = _paper_upstream(rows)
     tasks = _order(sorted({row["task"] for row in rows}), PAPER_TASKS)
     methods = _order(list(dict.fromkeys(row["method"] for row in rows)), method_order(protocol))
@@ -140,22 +145,24 @@ def build_table(protocol: str, upstream: str, rows: list[dict]) -> Table:
         paper_avg = _paper_avg(comparable, paper.get(AVG), avg_tasks[method])
         cells[method, AVG] = Cell(ours, None, paper_avg)
     return Table(
-        protocol, upstream, paper_upstream, tasks, methods, cells, avg_tasks, rows, no_paper
+        protocol, upstream, paper_upstream, tasks, methods, cells, avg_tasks, rows, no_paper, codes
     )
 
 
 def build_tables(rows: list[dict]) -> list[Table]:
-    """One table per (protocol, upstream): known protocols first, upstreams in the order read."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    """One table per (protocol, upstream, code source): known protocols first, upstreams in the
+    order read."""
+    groups: dict[tuple[str, str, str | None], list[dict]] = {}
     for row in rows:  # the schema allows a null upstream (a store header that named none)
-        groups.setdefault((row["protocol"], row["upstream"] or "unknown upstream"), []).append(row)
+        key = (row["protocol"], row["upstream"] or "unknown upstream", codes_label(row))
+        groups.setdefault(key, []).append(row)
     protocols = _order(
-        list(dict.fromkeys(protocol for protocol, _ in groups)), tuple(PROTOCOL_TITLES)
+        list(dict.fromkeys(protocol for protocol, _, _ in groups)), tuple(PROTOCOL_TITLES)
     )
     return [
-        build_table(protocol, upstream, group)
+        build_table(protocol, upstream, group, codes)
         for protocol in protocols
-        for (p, upstream), group in groups.items()
+        for (p, upstream, codes), group in groups.items()
         if p == protocol
     ]
 

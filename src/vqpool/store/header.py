@@ -40,11 +40,17 @@ class UpstreamInfo:
     sample_rate: int
     frame_rate: float  # frames per second
     pads_safely: bool
-    codes: str | None  # "quantizer", "codebook" or None
+    codes: str | None  # "quantizer", "codebook", None; with codes from elsewhere "codec", "kmeans" or "units"
     num_codebooks: int | None
     codebook_size: int | None
     codebook: dict[str, Any] | None  # KMeansCodebook.describe(): its path and settings
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def code_source(self) -> dict[str, Any] | None:
+        """``CodeSource.describe()`` of codes from elsewhere (kind, name, levels, rate, alignment,
+        file checksums); None when the codes are the upstream's own or its codebook's."""
+        return self.details.get("code_source")
 
     def to_json(self) -> dict[str, Any]:
         return {**_fields_json(self, skip=("details",)), **self.details}

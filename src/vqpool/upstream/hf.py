@@ -32,7 +32,7 @@ def normalize_waveforms(waveforms: Tensor, lengths: Tensor) -> Tensor:
     return (waveforms - mean) / torch.sqrt(variance + 1e-7) * mask
 
 
-def _missing_model(spec: str, allow_download: bool, error: Exception) -> VqpoolError:
+def _missing_model(spec: str, allow_download: bool, error: Exception, parameter: str = "upstream") -> VqpoolError:
     from huggingface_hub.constants import HF_HUB_CACHE, HF_HUB_OFFLINE
 
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:  # a path, not "namespace/name"
@@ -45,24 +45,32 @@ def _missing_model(spec: str, allow_download: bool, error: Exception) -> VqpoolE
         else "allow downloads ({allow_download}) to fetch it once"
     )
     return ParameterError(
-        "upstream", f"model {spec!r} is neither a local directory nor in the Hugging Face cache "
+        parameter, f"model {spec!r} is neither a local directory nor in the Hugging Face cache "
         f"({HF_HUB_CACHE}). Download it into that cache ({how}, or run `hf download {spec}`), "
         "or pass the path of a directory holding its config.json, weights and "
         "preprocessor_config.json."
     )
 
 
-def _load(spec: str, allow_download: bool) -> tuple[Any, dict[str, Any]]:
-    """The model (pre-training class when it has a quantizer) and its feature-extractor settings."""
-    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForPreTraining
+def load_config(spec: str, allow_download: bool, parameter: str = "upstream") -> Any:
+    """A transformers model's config from a folder, or the hub (cache only unless downloads are
+    allowed); what is missing is said in one error naming ``parameter``."""
+    from transformers import AutoConfig
 
-    local_only = not allow_download
     try:
-        config = AutoConfig.from_pretrained(spec, local_files_only=local_only)
+        return AutoConfig.from_pretrained(spec, local_files_only=not allow_download)
     except (OSError, ValueError) as error:
         if Path(spec).is_dir():
             raise VqpoolError(f"{spec}: not a transformers model directory ({error})") from error
-        raise _missing_model(spec, allow_download, error) from error
+        raise _missing_model(spec, allow_download, error, parameter) from error
+
+
+def _load(spec: str, allow_download: bool) -> tuple[Any, dict[str, Any]]:
+    """The model (pre-training class when it has a quantizer) and its feature-extractor settings."""
+    from transformers import AutoFeatureExtractor, AutoModel, AutoModelForPreTraining
+
+    local_only = not allow_download
+    config = load_config(spec, allow_download)
     pretraining = any(name.endswith("ForPreTraining") for name in config.architectures or ())
     loader = AutoModelForPreTraining if pretraining else AutoModel
     try:
@@ -152,7 +160,7 @@ class TransformersUpstream(Upstream):
         # that norm. Keep the version-independent definition.
         layers = [*outputs.hidden_states[:-1], outputs.last_hidden_state]
         codes = None
-        if self.quantizer is not None and self.codebook is None:
+        if self.quantizer is not None and self.codebook is None and self.code_source is None:
             logits = self.quantizer.weight_proj(outputs.extract_features)
             shape = (self.quantizer.num_groups, self.quantizer.num_vars)
             codes = logits.unflatten(-1, shape).argmax(dim=-1)
