@@ -81,9 +81,10 @@ def test_per_code_tables_in_chunks(monkeypatch, entries):
     codes = torch.randint(0, 5, (7, 13, 3), generator=generator)
     lengths = torch.tensor([13, 1, 5, 13, 7, 2, 9])
     mask = torch.arange(13)[None] < lengths[:, None]
-    count = partitions.per_code(codes, mask, 5, "count")
-    first = partitions.per_code(codes, mask, 5, "first")
-    total = partitions.per_code(codes, mask, 5, "count", total=True)
+    codes = codes.masked_fill(~mask[..., None], 0)  # as pool gives them
+    count = partitions.per_code(codes, mask, 5)
+    first = partitions.per_code(codes, mask, 5, torch.arange(13).expand(7, -1))
+    total = partitions.per_code(codes, mask, 5, total=True)
     for b, n in enumerate(lengths.tolist()):
         for t in range(n):
             for g in range(3):

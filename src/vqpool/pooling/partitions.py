@@ -63,16 +63,16 @@ def allsquash_or(codes: Tensor, mask: Tensor) -> Tensor:
     starts = torch.cat([mask[:, :1], _all_codebooks(changed) & mask[:, 1:]], 1)
     node = starts.view(-1).cumsum(0) - 1  # padding inherits a node id, but joins no edge
     node_frame = starts.view(-1).nonzero().squeeze(1)
-    # Edges from the first frame of each run of equal code in each codebook to the earliest
-    # frame of the utterance holding that code; edges inside one node carry nothing.
-    row = torch.arange(batch, device=codes.device)[:, None] * length
-    earliest = per_code(codes, mask, int(codes.max()) + 1, "first").view(batch, -1) + row
-    target = node.index_select(0, earliest.view(-1)).view(codes.shape)
-    edge = target != node.view(batch, length, 1)
+    # Edges from the first frame of each run of equal code in each codebook to the node of the
+    # earliest frame of the utterance holding that code (nodes count up in time, so: the least
+    # node holding it); edges inside one node carry nothing.
+    target = per_code(codes, mask, int(codes.max()) + 1, node.view(batch, length))
+    edge = target != node.int().view(batch, length, 1)
     edge[:, 1:] &= changed | starts[:, 1:, None]
     edge &= mask[..., None]
     frame_code = edge.view(-1).nonzero().squeeze(1)  # (b L + t) G + g
-    source, target = node.index_select(0, frame_code // groups), target.view(-1).index_select(0, frame_code)
+    source = node.index_select(0, frame_code // groups)
+    target = target.view(-1).index_select(0, frame_code).long()
     parent = torch.arange(len(node_frame), device=codes.device)
     parent.scatter_reduce_(0, source, target, "amin")
     for _ in range(length):  # each round at least halves the distance to the root (FastSV)
@@ -184,37 +184,38 @@ def _part_sizes(labels: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     return size, (size > 0).sum(1, keepdim=True)
 
 
-def per_code(codes: Tensor, mask: Tensor, values: int, how: str, *, total: bool = False) -> Tensor:
+def per_code(codes: Tensor, mask: Tensor, values: int, least: Tensor | None = None, *,
+             total: bool = False) -> Tensor:
     """``[B, L, G]`` int32: for frame t and codebook g, over the true frames of t's utterance
-    that hold code ``q_t^g`` in codebook g, their number (``how="count"``) or the earliest one's
-    position (``"first"``); ``total`` sums the counts over the codebooks (``[B, L]``). Padding
-    entries are meaningless. Codes lie in ``[0, values)``.
+    that hold code ``q_t^g`` in codebook g, their number, or with ``least [B, L]`` (integers
+    below 2^31) the least of theirs; ``total`` sums the counts over the codebooks (``[B, L]``).
+    Codes lie in ``[0, values)``, padding included (`pool` zeroes it); padding entries of the
+    result are meaningless.
 
     A table of (utterance, codebook, code) entries serves a few utterances at a time (at most
     `TABLE_ENTRIES`, or one utterance's G V, entries: it stays in cache), and only the entries
-    written are reset: memory is bounded and work O(B L G), whatever V and G."""
+    written are reset: memory is bounded and work O(B L G), whatever V and G. Padding frames
+    take part with a count of 0 or a value no true frame has, so no mask is applied per entry."""
     batch, length, groups = codes.shape
     width = groups * values
     rows = max(1, min(batch, TABLE_ENTRIES // width))
-    spare = rows * width  # where padding goes
-    empty = 0 if how == "count" else length
-    table = torch.full((spare + 1,), empty, dtype=torch.int32, device=codes.device)
+    never = torch.iinfo(torch.int32).max
+    empty = 0 if least is None else never
+    table = torch.full((rows * width,), empty, dtype=torch.int32, device=codes.device)
     base = torch.arange(rows, device=codes.device)[:, None, None] * width + torch.arange(
         groups, device=codes.device) * values
     base = base.expand(rows, length, groups).contiguous()  # adding it needs no broadcast
-    if how == "count":
-        source = torch.ones(rows * length * groups, dtype=torch.int32, device=codes.device)
-    else:
-        source = torch.arange(length, dtype=torch.int32, device=codes.device)[None, :, None]
-        source = source.expand(rows, length, groups).reshape(-1)
+    each = mask.int() if least is None else least.int().masked_fill(~mask, never)
+    source = each[..., None].expand(batch, length, groups).reshape(-1)
     found = torch.empty(codes.shape[:2] if total else codes.shape, dtype=torch.int32, device=codes.device)
     for start in range(0, batch, rows):  # each chunk's work stays in cache
         part = codes[start : start + rows]
-        slot = torch.where(mask[start : start + rows, :, None], part + base[: part.shape[0]], spare).view(-1)
-        if how == "count":
-            table.index_add_(0, slot, source[: slot.numel()])
+        slot = (part + base[: part.shape[0]]).view(-1)
+        chunk = source[start * length * groups : start * length * groups + slot.numel()]
+        if least is None:
+            table.index_add_(0, slot, chunk)
         else:
-            table.scatter_reduce_(0, slot, source[: slot.numel()], "amin")
+            table.scatter_reduce_(0, slot, chunk, "amin")
         got = table.index_select(0, slot).view(part.shape)
         found[start : start + rows] = got.sum(-1, dtype=torch.int32) if total else got
         table.index_fill_(0, slot, empty)

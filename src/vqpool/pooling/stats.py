@@ -85,7 +85,7 @@ def tuple_hash(codes: Tensor, codebook_size: int) -> Tensor:
     groups = codes.shape[-1]
     table = _hash_table(groups, codebook_size).to(codes.device).view(-1)
     offsets = torch.arange(groups, device=codes.device) * codebook_size
-    words = table.index_select(0, (codes.long() + offsets).reshape(-1)).view(codes.shape)
+    words = table.index_select(0, (codes.reshape(-1, groups).long() + offsets).view(-1)).view(codes.shape)
     while words.shape[-1] > 1:  # XOR is associative: fold halves, log2(G) passes
         half = words.shape[-1] // 2
         folded = words[..., :half] ^ words[..., half : 2 * half]

@@ -22,7 +22,7 @@ def average(mask: Tensor) -> Tensor:
 
 def local_probability(codes: Tensor, mask: Tensor, codebook_size: int) -> Tensor:
     """vq-lp: ``w_t ∝ 1 / sum_g n_g(q_t^g)``, n_g counting the codes of this utterance."""
-    total = partitions.per_code(codes, mask, codebook_size, "count", total=True)
+    total = partitions.per_code(codes, mask, codebook_size, total=True)
     return normalize(1 / total.float(), mask)
 
 
