@@ -249,13 +249,15 @@ class CorpusStats:
         with bar, closing(batches()) as stream:
             return cls.fit(stream, store.codebook_size, include=include, progress=False)
 
-    def tuple_frequency(self, codes: Tensor) -> Tensor:
+    def tuple_frequency(self, codes: Tensor, *, in_range: bool = False) -> Tensor:
         """``p(q_t)``: corpus count of each frame's code tuple / total frames, 0 for a tuple never
-        seen. ``[B, L, G] -> fp32 [B, L]`` on the codes' device; padding values are not checked."""
+        seen. ``[B, L, G] -> fp32 [B, L]`` on the codes' device; padding values are not checked.
+        ``in_range``: every code is known to lie in ``[0, V)`` (`pool` checked them)."""
         self._require("counts", "tuple frequencies (vq-sif)")
-        low, high = torch.aminmax(codes) if codes.numel() else (0, 0)
-        if exact_tuple_ids(self.codebook_size, self.num_codebooks) or (
-                low >= 0 and high < self.codebook_size):
+        if not in_range and not exact_tuple_ids(self.codebook_size, self.num_codebooks):
+            low, high = torch.aminmax(codes) if codes.numel() else (0, 0)
+            in_range = bool(low >= 0 and high < self.codebook_size)
+        if in_range or exact_tuple_ids(self.codebook_size, self.num_codebooks):
             counts = self._tuple_counts(code_tuple_ids(codes, self.codebook_size).flatten())
         else:  # the hash reads a table: tuples with codes outside [0, V) (padding) count 0
             inside = ((codes >= 0) & (codes < self.codebook_size)).all(-1).flatten()
@@ -263,9 +265,11 @@ class CorpusStats:
             counts = torch.where(inside, self._tuple_counts(ids.flatten()), 0)
         return (counts.view(codes.shape[:-1]).double() / self.total_frames).float()
 
-    def check_codes(self, codes: Tensor, lengths: Tensor | None = None) -> None:
+    def check_codes(self, codes: Tensor, lengths: Tensor | None = None, *,
+                    bounds: tuple[int, int] | None = None) -> None:
         """Raise VqpoolError unless ``codes [B, L, G]`` matches the fitted G and V (values are
-        checked on the true frames only when ``lengths`` is given)."""
+        checked on the true frames only when ``lengths`` is given; ``bounds``, their least and
+        largest value when the caller knows them)."""
         self._require("counts", "codes")
         if codes.is_floating_point() or codes.dtype == torch.bool or codes.ndim != 3:
             raise VqpoolError(
@@ -276,10 +280,12 @@ class CorpusStats:
                 f"codes have G={codes.shape[-1]} codebooks but the corpus statistics were fitted "
                 f"with G={self.num_codebooks}"
             )
-        values = codes if lengths is None else codes[length_mask(lengths, codes.shape[1])]
-        if values.numel() and (values.min() < 0 or values.max() >= self.codebook_size):
+        if bounds is None:
+            values = codes if lengths is None else codes[length_mask(lengths, codes.shape[1])]
+            bounds = tuple(map(int, torch.aminmax(values))) if values.numel() else (0, 0)
+        if bounds[0] < 0 or bounds[1] >= self.codebook_size:
             raise VqpoolError(
-                f"codes range over [{int(values.min())}, {int(values.max())}] but the corpus "
+                f"codes range over [{bounds[0]}, {bounds[1]}] but the corpus "
                 f"statistics were fitted with V={self.codebook_size} (codes in [0, V))"
             )
 

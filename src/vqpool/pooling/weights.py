@@ -49,7 +49,7 @@ def both_probability(codes: Tensor, mask: Tensor, stats: CorpusStats, smoothing:
 
 def sif(codes: Tensor, mask: Tensor, stats: CorpusStats, a: float) -> Tensor:
     """vq-sif: ``w_t ∝ a / (a + p(q_t))``, p the raw corpus frequency of the code tuple."""
-    return normalize(a / (a + stats.tuple_frequency(codes).to(codes.device)), mask)
+    return normalize(a / (a + stats.tuple_frequency(codes, in_range=True).to(codes.device)), mask)
 
 
 def partition(split: Callable[[Tensor, Tensor], Tensor], codes: Tensor, mask: Tensor) -> Tensor:

@@ -30,6 +30,7 @@ with soxr (from the upstream's rate: a 16 kHz upstream's audio holds nothing abo
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import os
 import pickle
@@ -459,9 +460,12 @@ def read_km_bin(path: Path) -> np.ndarray:
                 return allowed[module, name]
             raise pickle.UnpicklingError(f"it names {module}.{name}")
 
+    # joblib >= 1.4 takes ensure_native_byte_order; earlier ones do not
+    native = {"ensure_native_byte_order": True} if "ensure_native_byte_order" in inspect.signature(
+        NumpyUnpickler.__init__).parameters else {}
     try:
         with path.open("rb") as file:
-            model = Restricted(str(path), file, ensure_native_byte_order=True).load()
+            model = Restricted(str(path), file, **native).load()
     except FileNotFoundError:
         raise ParameterError("codes_from", f"{path}: no such file") from None
     except Exception as error:  # a damaged or hostile pickle fails in many ways
