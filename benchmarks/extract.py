@@ -79,8 +79,9 @@ def timed_extract(rows, upstream, out: Path, batch_seconds: float, prefetch: int
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_arguments(description: str) -> tuple[argparse.Namespace, list[Path]]:
+    """The options of the extraction benchmarks, and the FSDD files they read (spread evenly)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--num", type=int, default=300, help="FSDD utterances (default 300)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-seconds", type=float, default=8.0)
@@ -89,7 +90,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     files = sorted(args.fsdd.glob("*.wav"))
-    files = files[:: max(1, len(files) // args.num)][: args.num]
+    return args, files[:: max(1, len(files) // args.num)][: args.num]
+
+
+def main() -> None:
+    args, files = parse_arguments(__doc__.split("\n")[0])
     rows = [{"id": f.stem, "path": str(f), "label": f.stem.split("_")[0], "split": "train"} for f in files]
     audio_seconds = sum(load_audio(f, 8000).shape[0] for f in files) / 8000
 

@@ -2,10 +2,15 @@
 
 import json
 
+import pytest
+
 from vqpool.cli import main
 from vqpool.pooling import METHODS
 
 
+# Two whole demo runs (eSpeak, k-means, two upstreams, every method, t-SNE, figures): 11 s on an
+# idle 2-core machine, minutes on a busy one; fewer voices, words or epochs barely change that.
+@pytest.mark.e2e
 def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--words", "yes,no,up,down", "--voices", "6",

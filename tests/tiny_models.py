@@ -89,3 +89,67 @@ def make_wavlm(directory: str | Path, do_normalize: bool = True, seed: int = 0) 
         architectures=["WavLMModel"],
     )
     return _save(WavLMModel(config), directory, do_normalize, True)
+
+
+def _random_codebooks(model, seed: int) -> None:
+    """Codecs zero their codebooks at initialisation (they are learned); random ones make the
+    tiny codecs give varied codes."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            if name.endswith("codebook.embed_sum"):
+                buffer.copy_(torch.randn(buffer.shape, generator=generator))
+        for module in model.modules():  # Mimi caches embed_sum / cluster_usage
+            if hasattr(module, "_embed"):
+                module._embed = None
+
+
+def make_encodec(directory: str | Path, seed: int = 0) -> Path:
+    """``EncodecModel`` at 24 kHz like encodec_24khz (causal, no chunks): hop 320 (75 Hz),
+    8 levels of 16 codes at its largest bandwidth."""
+    from transformers import EncodecConfig, EncodecModel
+
+    torch.manual_seed(seed)
+    config = EncodecConfig(num_filters=4, hidden_size=8, codebook_size=16, num_lstm_layers=1,
+                           upsampling_ratios=[4, 4, 4, 5], target_bandwidths=[1.5, 3.0])
+    model = EncodecModel(config).eval()
+    # each level's codebook: residuals of random audio at that level (k-means-like seeding)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        residual = model.encoder(torch.randn(1, 1, 48000, generator=generator))
+        for layer in model.quantizer.layers:
+            vectors = residual[0].T  # [frames, dim]
+            picked = vectors[torch.randperm(len(vectors), generator=generator)[: config.codebook_size]]
+            layer.codebook.embed.copy_(picked)
+            residual = residual - layer.decode(layer.encode(residual))
+    model.save_pretrained(directory)
+    return Path(directory)
+
+
+def make_dac(directory: str | Path, seed: int = 0) -> Path:
+    """``DacModel`` at 16 kHz like dac_16khz (not causal): hop 320 (50 Hz), 4 levels of 16."""
+    from transformers import DacConfig, DacModel
+
+    torch.manual_seed(seed)
+    config = DacConfig(encoder_hidden_size=4, decoder_hidden_size=8, n_codebooks=4, codebook_size=16,
+                       codebook_dim=4, downsampling_ratios=[2, 4, 5, 8], sampling_rate=16000)
+    model = DacModel(config).eval()
+    _random_codebooks(model, seed)
+    model.save_pretrained(directory)
+    return Path(directory)
+
+
+def make_mimi(directory: str | Path, seed: int = 0) -> Path:
+    """``MimiModel`` at 24 kHz like kyutai/mimi: 12.5 Hz (hop 1920), 4 levels of 16 codes
+    (one semantic, three acoustic)."""
+    from transformers import MimiConfig, MimiModel
+
+    torch.manual_seed(seed)
+    config = MimiConfig(hidden_size=16, num_filters=4, codebook_size=16, codebook_dim=8, num_quantizers=4,
+                        vector_quantization_hidden_dimension=8, upsample_groups=16, num_hidden_layers=1,
+                        intermediate_size=16, num_attention_heads=2, num_key_value_heads=2,
+                        sliding_window=16, max_position_embeddings=256)
+    model = MimiModel(config).eval()
+    _random_codebooks(model, seed)
+    model.save_pretrained(directory)
+    return Path(directory)

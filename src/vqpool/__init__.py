@@ -16,22 +16,31 @@ _PUBLIC = {
     "PoolOptions": "vqpool.pooling",
     "register_method": "vqpool.pooling",
     "heads": "vqpool.pooling.heads",
+    "hear": "vqpool.hear",
+    "Encoder": "vqpool.encode",
     "FeatureStore": "vqpool.store",
+    "index": "vqpool.index",
 }
+_MODULES = ("heads", "hear", "index")  # names that are modules, not attributes of one
 
 __all__ = [
     "METHODS",
     "CorpusStats",
+    "Encoder",
     "FeatureStore",
     "PoolOptions",
     "__version__",
     "frame_weights",
     "heads",
+    "hear",
+    "index",
     "pool",
     "register_method",
 ]
 
 if TYPE_CHECKING:
+    from vqpool import hear, index
+    from vqpool.encode import Encoder
     from vqpool.pooling import (
         METHODS,
         CorpusStats,
@@ -48,6 +57,6 @@ def __getattr__(name: str) -> Any:
     if name not in _PUBLIC:
         raise AttributeError(f"module 'vqpool' has no attribute {name!r}")
     module = import_module(_PUBLIC[name])
-    value = module if name == "heads" else getattr(module, name)
+    value = module if name in _MODULES else getattr(module, name)
     globals()[name] = value
     return value

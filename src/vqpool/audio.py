@@ -5,17 +5,14 @@ resamples. A file that cannot be used raises :class:`BadAudioError` naming it; c
 asked to skip such files collect the errors and write them with :func:`write_skip_report`.
 """
 
-import csv
 import os
-from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 import soundfile
 import soxr
 
 from vqpool.errors import BadAudioError
-from vqpool.io import atomic_path
+from vqpool.io import write_skip_report as write_skip_report  # lives in io, below the store
 
 ON_BAD_AUDIO = ("error", "skip")
 
@@ -38,29 +35,35 @@ def load_audio(
         data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except Exception as error:  # soundfile raises several types for unreadable files
         raise BadAudioError(path, f"unreadable audio ({error})") from error
+    return conform(data, source_rate, sample_rate, path, min_samples=min_samples,
+                   reject_silent=reject_silent)
+
+
+def conform(
+    data: np.ndarray,
+    source_rate: int,
+    sample_rate: int,
+    where: object,
+    *,
+    min_samples: int = 1,
+    reject_silent: bool = False,
+) -> np.ndarray:
+    """Samples ``[N]`` or ``[N, channels]`` as mono float32 at ``sample_rate`` Hz; ``where``
+    names the audio in errors. Every waveform an upstream sees goes through here."""
+    data = np.asarray(data, dtype=np.float32)
     if data.shape[0] == 0:
-        raise BadAudioError(path, "empty audio (0 samples)")
-    waveform = data.mean(axis=1, dtype=np.float32)
+        raise BadAudioError(where, "empty audio (0 samples)")
+    waveform = data.mean(axis=1, dtype=np.float32) if data.ndim == 2 else data
     if not np.isfinite(waveform).all():
-        raise BadAudioError(path, "audio contains NaN or infinite samples")
+        raise BadAudioError(where, "audio contains NaN or infinite samples")
     if source_rate != sample_rate:
         waveform = soxr.resample(waveform, source_rate, sample_rate, quality="HQ").astype(np.float32)
     if waveform.shape[0] < min_samples:
         raise BadAudioError(
-            path,
+            where,
             f"too short: {waveform.shape[0]} samples at {sample_rate} Hz, "
             f"at least {min_samples} needed for one frame",
         )
     if reject_silent and not np.any(waveform):
-        raise BadAudioError(path, "all-silent audio")
+        raise BadAudioError(where, "all-silent audio")
     return waveform
-
-
-def write_skip_report(errors: Iterable[BadAudioError], path: str | os.PathLike) -> Path:
-    """Write the skipped files and why, as CSV (``path,reason``)."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "reason"])
-        for error in errors:
-            writer.writerow([error.path, error.reason])
-    return Path(path)

@@ -11,21 +11,31 @@ from vqpool import __version__
 from vqpool.commands.logs import show_library_logs
 from vqpool.errors import VqpoolError
 
-VERBS = ("demo", "data", "extract", "codebook", "stats", "bench", "probe", "report", "reproduce")
+VERBS = ("demo", "data", "extract", "codebook", "stats", "bench", "probe", "report", "reproduce",
+         "index", "search", "export")
 
 # Library errors name Python parameters; the command line shows the flag a user types instead.
 FLAGS = {
     "a": "--a",
     "allow_download": "--allow-download",
+    "audio_column": "--audio-column",
     "batch_seconds": "--batch-seconds",
     "batch_size": "--batch-size",
     "chunk": "--chunk",
     "codebook": "--codebook",
     "codebook_size": "--size",
+    "codes_from": "--codes-from",
+    "codes_from.layer": "--code-layer",
+    "codes_from.levels": "--code-levels",
+    "codes_from.rate": "--code-rate",
     "corpus": "--corpus",
+    "cuts": "--cuts",
     "device": "--device",
     "epochs": "--epochs",
     "folds": "--fold",
+    "hf_dataset": "--hf-dataset",
+    "label_column": "--label-column",
+    "layers": "--layers",
     "lr": "--lr",
     "max_points": "--max-points",
     "method": "--methods",
@@ -43,9 +53,15 @@ FLAGS = {
     "semantics": "--semantics",
     "smoothing": "--smoothing",
     "split": "--split",
+    "split_column": "--split-column",
     "stats": "--stats",
     "task": "--task",
     "upstream": "--upstream",
+    # index build, search, export
+    "ef_construction": "--ef-construction", "ef_search": "--ef-search", "format": "--format",
+    "hnsw_m": "--hnsw-m", "k": "-k", "kind": "--kind", "nlist": "--nlist", "nprobe": "--nprobe",
+    "out": "--out", "overwrite": "--overwrite", "queries": "QUERY",
+    "recall_queries": "--recall-queries", "splits": "--splits",
 }
 
 
@@ -75,16 +91,19 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except VqpoolError as error:
-        print(f"vqpool {args.verb}: error: {describe(error)}", file=sys.stderr)
+        print(f"vqpool {args.verb}: error: {describe(error, getattr(args, 'flags', None))}",
+              file=sys.stderr)
         return 1
 
 
-def describe(error: VqpoolError) -> str:
+def describe(error: VqpoolError, flags: dict[str, str] | None = None) -> str:
     """The error as a command-line user reads it: with flags in place of parameter names
-    (an option a registered method declares is ``--option NAME=VALUE``)."""
+    (an option a registered method declares is ``--option NAME=VALUE``). ``flags`` holds a
+    verb's own spellings where they differ from `FLAGS` (``parser.set_defaults(flags=...)``)."""
     from vqpool.pooling.options import is_declared  # imports no torch
 
-    return error.render(lambda name: FLAGS.get(name) or (f"--option {name}" if is_declared(name) else name))
+    table = {**FLAGS, **(flags or {})}
+    return error.render(lambda name: table.get(name) or (f"--option {name}" if is_declared(name) else name))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 import torch.distributed as dist
 
 from vqpool.errors import BadAudioError, VqpoolError
-from vqpool.store import SHARD_BYTES, FeatureStore, StoreWriter
+from vqpool.store import SHARD_BYTES, FeatureStore, StoreHeader, StoreWriter
 
 MERGE_CHUNK = 256  # utterances per commit while merging
 
@@ -93,17 +94,16 @@ def merge(
     Arrays are copied byte for byte, so the result equals what one process would have written.
     """
     stores = [FeatureStore(part) for part in parts]
-    jobs = [{**store.header["job"], "part": None, "num_utterances": None} for store in stores]
-    if any(job != jobs[0] for job in jobs):
+    shared = [_whole(store.header) for store in stores]
+    if any(header != shared[0] for header in shared):
         raise VqpoolError(f"{out}: the stores to merge come from different extraction jobs")
     entries = sorted((order, s, i) for s, store in enumerate(stores) for i, order in enumerate(store.orders))
     orders = [order for order, _, _ in entries]
     if len(set(orders)) != len(orders):
         raise VqpoolError(f"{out}: the stores to merge overlap (an utterance is in two of them)")
-    header = {k: v for k, v in stores[0].header.items() if k not in ("format", "format_version", "created")}
-    header["job"] = {**jobs[0], "num_utterances": len(entries)}
+    header = replace(shared[0], job=replace(shared[0].job, num_utterances=len(entries)))
     writer = StoreWriter(out, header, shard_bytes=shard_bytes)
-    streams = header["streams"]
+    streams = header.streams
     for start in range(0, len(entries), MERGE_CHUNK):
         writer.write([
             (order, stores[s].meta[i], {stream: stores[s].array(i, stream) for stream in streams})
@@ -111,3 +111,8 @@ def merge(
         ])
     writer.seal([BadAudioError(entry["path"], entry["reason"]) for store in stores for entry in store.skipped])
     return FeatureStore(out)
+
+
+def _whole(header: StoreHeader) -> StoreHeader:
+    """A rank store's header as the whole store's, but for the count (and the time it started)."""
+    return replace(header, created="", job=replace(header.job, part=None, num_utterances=0))

@@ -12,28 +12,31 @@ import json
 import os
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from importlib.metadata import version
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import soundfile
 import torch
 from tqdm import tqdm
 
 from vqpool import distributed
-from vqpool.audio import ON_BAD_AUDIO, load_audio
+from vqpool.audio import ON_BAD_AUDIO, conform
+from vqpool.encode import forward, plan_batches, prefetched
 from vqpool.errors import BadAudioError, ParameterError, VqpoolError
+from vqpool.rows import canonical_rows
+from vqpool.sources import Clip, row_clip
 from vqpool.store import (
+    HEADER,
     SHARD_BYTES,
     FeatureStore,
+    Job,
+    PooledOnly,
+    StoreHeader,
     StoreWriter,
-    check_same_job,
-    job_identity,
+    UpstreamInfo,
+    read_header,
     store_status,
 )
 
@@ -41,8 +44,6 @@ if TYPE_CHECKING:
     from vqpool.pooling import CorpusStats, PoolOptions
     from vqpool.upstream.base import Upstream
 
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -50,47 +51,45 @@ class Item:
     """One utterance of the plan; ``order`` is its position in the store."""
 
     order: int
-    row: dict[str, str]
+    row: dict[str, str]  # the utterance's metadata, stored with it
     duration: float
-    key: tuple[int, int]  # (samples, sample rate) at the source: equal keys resample equally
+    clip: Clip = field(repr=False, compare=False)
 
 
 def plan(
-    rows: Sequence[dict[str, str]],
+    rows: Sequence[dict[str, str] | Clip],
     batch_seconds: float,
     *,
     pads_safely: bool,
     progress: bool = True,
 ) -> tuple[list[list[Item]], list[BadAudioError]]:
-    """Batches in store order, and the files whose header could not be read."""
-    found, errors = [], []
-    for position, row in enumerate(tqdm(rows, desc="reading audio headers", unit="file",
-                                        file=sys.stderr, disable=not progress, leave=False)):
+    """Batches in store order (the encoder's plan: longest first), and the files whose header
+    could not be read. ``rows`` are manifest rows or clips (`vqpool.sources`)."""
+    clips, found, errors = [], [], []
+    for row in tqdm(rows, desc="reading audio headers", unit="file", file=sys.stderr,
+                    disable=not progress, leave=False):
         try:
-            info = soundfile.info(row["path"])
-        except Exception as error:  # soundfile raises several types for unreadable files
-            errors.append(BadAudioError(row["path"], f"unreadable audio ({error})"))
+            clips.append(row if isinstance(row, Clip) else row_clip(row))
+        except BadAudioError as error:
+            errors.append(error)
             continue
-        found.append((-info.frames / info.samplerate, info.samplerate, position, info.frames))
-    found.sort()  # longest first; equal keys stay adjacent; ties in manifest order
+        found.append(metadata(row))
     batches: list[list[Item]] = []
-    for order, (negative, rate, position, frames) in enumerate(found):
-        item = Item(order, rows[position], -negative, (frames, rate))
-        if batches and _fits(batches[-1], item, batch_seconds, pads_safely):
-            batches[-1].append(item)
-        else:
-            batches.append([item])
+    for batch in plan_batches(clips, batch_seconds, pads_safely=pads_safely):
+        start = sum(len(b) for b in batches)
+        batches.append([Item(start + k, found[c], clips[c].duration, clips[c]) for k, c in enumerate(batch)])
     return batches, errors
 
 
-def _fits(batch: list[Item], item: Item, batch_seconds: float, pads_safely: bool) -> bool:
-    if not pads_safely and item.key != batch[0].key:
-        return False
-    return (len(batch) + 1) * batch[0].duration <= batch_seconds
+def metadata(row: dict[str, str] | Clip) -> dict[str, str]:
+    """What the store keeps of a row or clip: the manifest row (a clip's id and metadata)."""
+    if isinstance(row, Clip):
+        return {"id": row.id, **row.meta}
+    return dict(row)
 
 
 def extract(
-    rows: Sequence[dict[str, str]],
+    rows: Sequence[dict[str, str] | Clip],
     upstream: "Upstream",
     out: str | os.PathLike,
     *,
@@ -111,6 +110,9 @@ def extract(
 ) -> FeatureStore:
     """Extract every row's frames and codes (or pooled vectors) into the store at ``out``.
 
+    ``rows`` are manifest rows (``path``, and ``id``, ``label``, ``split``, ...) or clips from
+    `vqpool.sources` (a Hugging Face dataset's or lhotse cuts' audio, with their metadata).
+
     ``pooled_only`` keeps no frames, only vectors pooled on the fly (always with ``ap``, and
     codes when the upstream has them, so corpus statistics can be fitted later); methods that
     need corpus statistics require ``stats``; ``semantics``, ``a``, ``smoothing`` and
@@ -118,6 +120,9 @@ def extract(
     as ``pooled_options``.
     ``resume`` finishes an interrupted run, and returns a complete store as it is; either way
     the store must come from the same job (upstream, rows, batching, pooling, corpus and task).
+    Rows are the same when their ids and files are: paths are taken (and stored in each
+    utterance's metadata) in ``vqpool.rows.canonical_path`` spelling, absolute with symbolic
+    links resolved, as ``vqpool data prepare`` writes them.
     ``on_bad_audio="skip"`` skips unusable files and lists them in the store's ``skipped.csv``.
     Under ``torchrun`` every rank extracts its share of the batches into ``out/rank-XXXXX`` and
     rank 0 merges them (see ``vqpool.distributed``).
@@ -137,9 +142,11 @@ def extract(
     pooler = None
     if pooled_only is not None:
         pooler = _Pooler(pooled_only, stats, upstream, pool_options)
-    job = _job(upstream, rows, batch_seconds, pooler)
+    # One spelling of each file, whatever path reached it.
+    rows = [row if isinstance(row, Clip) else canonical_rows([row])[0] for row in rows]
+    header = _header(upstream, rows, batch_seconds, pooler, corpus, task)
     rank, world = distributed.rank_and_world()
-    finished = _finished(out, {**job, "corpus": corpus, "task": task}, resume=resume, world=world)
+    finished = _finished(out, header, resume=resume, world=world)
     if finished is not None:
         return finished
     distributed.sync()  # every rank has looked at ``out`` before any of them writes there
@@ -149,7 +156,10 @@ def extract(
         raise unreadable[0]
     mine = batches[rank::world]  # neighbouring batches cost about the same: round robin balances
     target = out if world == 1 else distributed.rank_dir(out, rank)
-    header = _header(upstream, job, mine, pooler, corpus, task, rank, world)
+    header = replace(header, job=replace(header.job, part=None if world == 1 else (rank, world),
+                                         num_utterances=sum(len(batch) for batch in mine)))
+    if resume and (Path(target) / HEADER).is_file():
+        check_same_job(Path(target), job_identity(read_header(target)), job_identity(header))
     writer = StoreWriter(target, header, resume=resume, shard_bytes=shard_bytes)
     skipped = unreadable if rank == 0 else []
     skipped += _run(mine, upstream, writer, pooler, prefetch, stop_on_bad=on_bad_audio == "error",
@@ -160,7 +170,7 @@ def extract(
     return FeatureStore(out)
 
 
-def _finished(out: str | os.PathLike, identity: dict[str, Any], *, resume: bool, world: int) -> FeatureStore | None:
+def _finished(out: str | os.PathLike, header: StoreHeader, *, resume: bool, world: int) -> FeatureStore | None:
     """The store at ``out`` when it is already done; refuses what this run must not write over."""
     status = store_status(out)
     if status != "absent" and not resume:
@@ -176,65 +186,89 @@ def _finished(out: str | os.PathLike, identity: dict[str, Any], *, resume: bool,
     if status != "complete":
         return None
     store = FeatureStore(out)
-    check_same_job(Path(out), _reusable(job_identity(store.header)), _reusable(identity), complete=True)
+    check_same_job(Path(out), _reusable(job_identity(store.header)), _reusable(job_identity(header)),
+                   complete=True)
     return store
 
 
 def _reusable(identity: dict[str, Any]) -> dict[str, Any]:
     """What a finished store must match to be reused: how it was split up, and the library
     versions it was made with (its header records them), do not matter any more."""
-    upstream = {k: v for k, v in identity.get("upstream", {}).items() if k != "versions"}
+    upstream = {k: v for k, v in identity["upstream"].items() if k != "versions"}
     return {**{k: v for k, v in identity.items() if k not in ("part", "num_utterances")}, "upstream": upstream}
 
 
-def _job(
-    upstream: "Upstream", rows: Sequence[dict[str, str]], batch_seconds: float, pooler: "_Pooler | None"
-) -> dict[str, Any]:
-    """What a resumed run must share with the original: it fixes batches, order and bytes."""
-    digest = hashlib.sha256(json.dumps([[r.get("id"), r["path"]] for r in rows]).encode()).hexdigest()
-    return {
-        "upstream": upstream.describe(),
-        "rows_sha256": digest,
-        "batch_seconds": batch_seconds,
-        "pooled_only": None if pooler is None else pooler.options,
-    }
+def job_identity(header: StoreHeader) -> dict[str, Any]:
+    """What two runs writing one store must share: all of its header but the format stamp and
+    the time, the job's own fields at the top (as the refusals name them)."""
+    identity = header.to_json()
+    for key in ("format", "format_version", "created"):
+        del identity[key]
+    job = identity.pop("job")
+    return {**identity, **job}
+
+
+def check_same_job(path: Path, stored: dict[str, Any], requested: dict[str, Any], *, complete: bool = False) -> None:
+    """Refuse to resume (or, when ``complete``, to reuse) a store made with other settings, naming them."""
+    differing = _differences(stored, requested)
+    if not differing:
+        return
+    shown = "; ".join(differing[:4]) + (f"; and {len(differing) - 4} more" if len(differing) > 4 else "")
+    if complete:
+        raise VqpoolError(
+            f"{path}: already holds a complete feature store extracted with different settings "
+            f"({shown}); choose another output folder, or delete this one to extract it again"
+        )
+    raise VqpoolError(
+        f"{path}: cannot resume: the store was started with different settings "
+        f"({shown}); resume with the original ones or start a new store"
+    )
+
+
+def _differences(stored: dict[str, Any], requested: dict[str, Any], prefix: str = "") -> list[str]:
+    """``"key: old in the store, new now"`` for every differing leaf (nested dicts as ``a.b``).
+
+    Another upstream ``spec`` explains all its other differences, so it is named alone.
+    """
+    keys = sorted(key for key in stored.keys() | requested.keys() if stored.get(key) != requested.get(key))
+    found = []
+    for key in ["spec"] if "spec" in keys else keys:
+        old, new = stored.get(key), requested.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            found += _differences(old, new, f"{prefix}{key}.")
+        elif key == "rows_sha256":  # a digest says nothing to a reader
+            found.append(f"{prefix}rows: another manifest or corpus")
+        else:
+            found.append(f"{prefix}{key}: {_short(old)} in the store, {_short(new)} now")
+    return found
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _header(
     upstream: "Upstream",
-    job: dict[str, Any],
-    batches: list[list[Item]],
+    rows: Sequence[dict[str, str] | Clip],
+    batch_seconds: float,
     pooler: "_Pooler | None",
     corpus: str | None,
     task: str | None,
-    rank: int,
-    world: int,
-) -> dict[str, Any]:
-    description = job["upstream"]
-    streams = ["codes"] if upstream.num_codebooks else []
-    pooled_dims = {} if pooler is None else pooler.dims
-    streams += [f"pooled-{method}" for method in pooled_dims] if pooler else ["frames"]
-    return {
-        "upstream": description,
-        "layers": description.get("layers"),
-        "codebook": description.get("codebook"),
-        "sample_rate": upstream.sample_rate,
-        "frame_rate": upstream.frame_rate,
-        "dim": upstream.dim,
-        "num_codebooks": upstream.num_codebooks,
-        "codebook_size": upstream.codebook_size,
-        "streams": streams,
-        "pooled_dims": pooled_dims,
-        "pooled_options": None if pooler is None else pooler.pool_options,
-        "corpus": corpus,
-        "task": task,
-        "versions": {name: version(name) for name in ("vqpool", "torch", "numpy", "transformers")},
-        "job": {
-            **job,
-            "part": None if world == 1 else [rank, world],
-            "num_utterances": sum(len(batch) for batch in batches),
-        },
-    }
+) -> StoreHeader:
+    """The header of a whole (single-process) store of this job; a rank's share sets ``part``."""
+    keys = [[meta.get("id"), meta.get("path")] for meta in map(metadata, rows)]
+    digest = hashlib.sha256(json.dumps(keys).encode()).hexdigest()
+    pooled = None if pooler is None else PooledOnly(
+        dims=dict(pooler.dims), stats=pooler.options["stats"], semantics=pooler.pool.semantics,
+        a=pooler.pool.a, smoothing=pooler.pool.smoothing, extra=dict(pooler.pool.extra))
+    return StoreHeader(
+        upstream=UpstreamInfo.from_json(upstream.describe(), f"upstream {upstream.name}"),
+        corpus=corpus,
+        task=task,
+        pooled_only=pooled,
+        job=Job(rows_sha256=digest, batch_seconds=batch_seconds, part=None, num_utterances=len(rows)),
+    )
 
 
 class _Pooler:
@@ -260,6 +294,7 @@ class _Pooler:
         self.methods = ["ap", *(m for m in chosen if m != "ap")]
         self.stats = stats
         self.dims = {m: output_dim(m, upstream.dim) for m in self.methods}
+        self.pool = options
         self.pool_options = options.as_dict()
         self.options = {"methods": self.methods, "stats": None if stats is None else _stats_id(stats),
                         **self.pool_options}
@@ -294,7 +329,7 @@ def _run(
                disable=not progress, dynamic_ncols=True)
     audio_seconds, start = 0.0, time.perf_counter()
     with bar:
-        for loaded in _prefetched(lambda batch: _load(batch, upstream), todo, prefetch):
+        for loaded in prefetched(lambda batch: _load(batch, upstream), todo, prefetch):
             usable = [(item, wave) for item, wave in loaded if not isinstance(wave, BadAudioError)]
             bad = [wave for _, wave in loaded if isinstance(wave, BadAudioError)]
             if bad and stop_on_bad:
@@ -312,26 +347,12 @@ def _load(batch: list[Item], upstream: "Upstream") -> list[tuple[Item, np.ndarra
     loaded: list[tuple[Item, np.ndarray | BadAudioError]] = []
     for item in batch:
         try:
-            loaded.append((item, load_audio(item.row["path"], upstream.sample_rate,
-                                            min_samples=upstream.min_samples)))
+            data, rate = item.clip.read()
+            loaded.append((item, conform(data, rate, upstream.sample_rate, item.row.get("path") or item.row["id"],
+                                         min_samples=upstream.min_samples)))
         except BadAudioError as error:
             loaded.append((item, error))
     return loaded
-
-
-def _prefetched(load: Callable[[T], R], batches: Iterable[T], depth: int) -> Iterator[R]:
-    """``map(load, batches)`` computed ``depth`` batches ahead by threads (soxr frees the GIL)."""
-    if depth <= 0:
-        yield from map(load, batches)
-        return
-    with ThreadPoolExecutor(max_workers=depth) as threads:
-        pending: deque = deque()
-        for batch in batches:
-            pending.append(threads.submit(load, batch))
-            if len(pending) > depth:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 def _forward(
@@ -341,25 +362,17 @@ def _forward(
     committed: set[int],
 ) -> list[tuple[int, dict[str, Any], dict[str, np.ndarray]]]:
     """Run the upstream on the whole batch; return the records not committed yet."""
-    lengths = torch.tensor([len(wave) for _, wave in usable])
-    waves = torch.zeros(len(usable), int(lengths.max()))
-    for row, (_, wave) in enumerate(usable):
-        waves[row, : len(wave)] = torch.from_numpy(wave)
-    output = upstream(waves, lengths)
-    frame_lengths = output.frame_lengths.cpu()
+    frames, frame_lengths, codes = forward(upstream, [wave for _, wave in usable],
+                                           [item.row.get("path") or item.row["id"] for item, _ in usable],
+                                           [item.row.get("id") for item, _ in usable])
     arrays: dict[str, np.ndarray] = {}
-    if output.codes is not None:
-        arrays["codes"] = output.codes.to(torch.int16).cpu().numpy()
+    if codes is not None:
+        arrays["codes"] = codes.to(torch.int16).cpu().numpy()
     if pooler is None:
-        half = output.frames.to(torch.float16)
-        if not torch.isfinite(half).all():
-            raise VqpoolError(
-                f"non-finite frames in the batch holding {usable[0][0].row['path']}: the upstream "
-                "gave NaN or values too large for the store's fp16 (above 65504)"
-            )
-        arrays["frames"] = half.cpu().numpy()
+        arrays["frames"] = frames.cpu().numpy()
     else:
-        arrays.update(("pooled-" + m, v) for m, v in pooler(output.frames, output.frame_lengths, output.codes).items())
+        arrays.update(("pooled-" + m, v) for m, v in pooler(frames, frame_lengths, codes).items())
+    frame_lengths = frame_lengths.cpu()
     records = []
     for row, (item, _) in enumerate(usable):
         if item.order in committed:

@@ -1,9 +1,15 @@
 """Atomic file writing: a reader never sees a half-written file under its final name."""
 
+import csv
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vqpool.errors import BadAudioError
 
 
 @contextmanager
@@ -22,6 +28,48 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success fsync the files in it and
+    rename it into place (replacing a folder already there). On an error, or if the process
+    dies, ``path`` is untouched: only a hidden ``.NAME.tmp-PID`` folder can be left behind."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        for file in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            with open(file, "rb+") as handle:
+                os.fsync(handle.fileno())
+        fsync_dir(tmp)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def check_replaceable(out: Path, overwrite: bool, is_ours: Callable[[Path], bool]) -> None:
+    """Refuse an existing ``out`` unless ``overwrite`` (an empty folder is fine), and never
+    replace what ``is_ours`` does not recognise as an earlier output of the same writer."""
+    from vqpool.errors import ParameterError
+
+    if not out.exists():
+        return
+    empty = out.is_dir() and not any(out.iterdir())
+    if not overwrite and not empty:
+        raise ParameterError("out", f"{out} exists; pass {{overwrite}} to replace it, or choose "
+                             "another path")
+    if not empty and not is_ours(out):
+        raise ParameterError("out", f"{out} exists and is not what this writes; it is left "
+                             "alone: choose another path")
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -34,6 +82,16 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_skip_report(errors: "Iterable[BadAudioError]", path: str | os.PathLike) -> Path:
+    """Write the skipped files and why, as CSV (``path,reason``), atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "reason"])
+        for error in errors:
+            writer.writerow([error.path, error.reason])
+    return Path(path)
 
 
 def save_tagged(path: str | os.PathLike, payload: dict, *, format: str, version: int) -> Path:

@@ -37,10 +37,12 @@ def test_rows_of_a_corpus_and_their_task(tmp_path, fsdd_root):
         load_rows(corpus="fsdd")
     with pytest.raises(VqpoolError, match="corpus speechcommands has no option label"):
         load_rows(corpus="speechcommands", root=root, label="speaker")
-    with pytest.raises(VqpoolError, match="not neither"):
+    with pytest.raises(VqpoolError, match="give one source of rows: .*; got none"):
         load_rows()
-    with pytest.raises(VqpoolError, match="not both"):
+    with pytest.raises(VqpoolError, match="give one source of rows: .*; got manifest and corpus"):
         load_rows(tmp_path / "m.csv", "fsdd", fsdd_root)
+    with pytest.raises(VqpoolError, match="root only apply to a corpus, not to a hf dataset"):
+        load_rows(hf_dataset=tmp_path, root=tmp_path)
 
 
 def test_rows_of_split_for_codebook_fitting():

@@ -1,4 +1,4 @@
-"""An in-memory stand-in for ``vqpool.store.FeatureStore`` (same interface), for fast tests."""
+"""An in-memory ``vqpool.store.Store``, FeatureStore's stand-in in fast tests (same batches, same order)."""
 
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -6,14 +6,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from toy_headers import toy_header
+from vqpool.store import Batch, StoreHeader, length_batches, split_indices
 
-class MemoryStore:
+
+class MemoryStore:  # implements vqpool.store.Store
     def __init__(
         self,
         frames: Sequence[Tensor] | None,
         codes: Sequence[Tensor] | None,
         meta: list[dict[str, Any]],
-        header: dict[str, Any] | None = None,
+        header: StoreHeader | None = None,
         *,
         codebook_size: int | None = None,
         pooled: dict[str, Tensor] | None = None,
@@ -23,7 +26,7 @@ class MemoryStore:
         self.codes = list(codes) if codes is not None else None
         self.meta = meta
         self.lengths = [m["num_frames"] for m in meta]
-        self.header = header or {"upstream": {"spec": "toy"}, "corpus": "toy", "task": "toy"}
+        self.header = header or toy_header()
         self.codebook_size = codebook_size
         self._pooled = pooled or {}
         self.path = path
@@ -57,20 +60,16 @@ class MemoryStore:
         codes = self.codes[i] if self.codes is not None else None
         return frames, codes, self.meta[i]
 
-    def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = 64) -> Iterator:
-        """Length-sorted padded batches of at most ``max_frames`` padded frames."""
-        order = sorted(indices if indices is not None else range(len(self)),
-                       key=lambda i: self.lengths[i])
-        batch: list[int] = []
-        for i in order:
-            if batch and (len(batch) + 1) * self.lengths[i] > max_frames:
-                yield self._collate(batch)
-                batch = []
-            batch.append(i)
-        if batch:
+    def indices(self, split: str | None = None) -> list[int]:
+        return split_indices(self.meta, split, where=str(self.path or "the in-memory store"))
+
+    def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = 64) -> Iterator[Batch]:
+        """Padded batches of at most ``max_frames`` padded frames, longest first, as FeatureStore's."""
+        chosen = indices if indices is not None else range(len(self))
+        for batch in length_batches(self.lengths, chosen, max_frames):
             yield self._collate(batch)
 
-    def _collate(self, batch: list[int]):
+    def _collate(self, batch: list[int]) -> Batch:
         self.read.extend(batch)
         pad = torch.nn.utils.rnn.pad_sequence
         frames = pad([self.frames[i] for i in batch], batch_first=True) if self.frames else None

@@ -68,7 +68,7 @@ def test_statistics_come_from_training_rows_only() -> None:
     batches = [b[:3] for b in store.batches(list(range(16)))]
     leaked = [b[:3] for b in store.batches(list(range(24)))]
     test = next(store.batches(fold.test, max_frames=1000))
-    assert test[3] == sorted(fold.test, key=lambda i: len(store.frames[i]))
+    assert test[3] == sorted(fold.test, key=lambda i: -len(store.frames[i]))  # longest first
     order = torch.tensor([fold.test.index(i) for i in test[3]])
     honest = pool(*test[:3], method="vq-gp", stats=CorpusStats.fit(batches, codebook_size=8))
     cheat = pool(*test[:3], method="vq-gp", stats=CorpusStats.fit(leaked, codebook_size=8))

@@ -49,7 +49,7 @@ def test_bench_every_method(store: Path, capsys: pytest.CaptureFixture) -> None:
         assert row["upstream"] == "logmel" and row["corpus"] == "fsdd"
         assert row["num_train"] == 24 and row["num_test"] == 6
         assert row["settings"]["semantics"] == "reference" and row["settings"]["a"] == 0.01
-        assert row["store"] == str(store) and row["store_header"]["corpus"] == "fsdd"
+        assert row["store"] == str(store) and row["store_header"]["upstream"] == "logmel"
         assert 0 <= row["accuracy"] <= 100
         assert f"{row['accuracy']:.2f}" in table
 

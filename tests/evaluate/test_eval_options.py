@@ -10,6 +10,7 @@ import torch
 from memstore import MemoryStore, toy_store
 from tqdm.auto import tqdm
 
+from toy_headers import toy_header
 from vqpool.errors import VqpoolError
 from vqpool.evaluate.bench import run_bench
 from vqpool.evaluate.options import check_device
@@ -99,7 +100,7 @@ def pooled_only(store: MemoryStore, methods: list[str], options: dict | None) ->
     for frames, lengths, codes, rows in store.batches():
         for m in methods:
             stored[m][rows] = pool(frames, lengths, codes, m, stats, **(options or {}))
-    header = {**store.header, **({"pooled_options": options} if options is not None else {})}
+    header = toy_header(pooled_options=options)  # None: a store that records no options
     return MemoryStore(None, store.codes, store.meta, header, codebook_size=8, pooled=stored)
 
 
@@ -156,7 +157,7 @@ def test_missing_splits_are_named(tmp_path) -> None:
 def test_a_store_without_task_takes_its_folder_name(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="vqpool")
     store, _ = toy_store(12, path=str(tmp_path / "digits"))
-    store.header = {"upstream": {"spec": "toy"}}
+    store.header = toy_header(corpus=None, task=None)
     (row,) = run_bench(store, ["ap"], splits=[["train"] * 8 + ["test"] * 4], write=False,
                        progress=False)
     assert row["task"] == "digits" and "folder name 'digits'" in caplog.text

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vqpool.errors import VqpoolError
-from vqpool.pooling import baselines
+from vqpool.pooling import masking
 from vqpool.pooling.baselines import soft_decay, statistics_pooling, whiten
 from vqpool.pooling.stats import CorpusStats
 
@@ -72,11 +72,25 @@ def test_statistics_pooling_any_chunks_ignore_any_padding(lengths, extra, garbag
     frames = torch.nn.functional.pad(frames, (0, 0, 0, extra), value=garbage)
     padding = torch.arange(frames.shape[1])[None, :] >= lengths[:, None]
     frames[padding] = garbage  # 1e30 is finite but its square is not
-    with mock.patch.object(baselines, "CHUNK_VALUES", chunk_rows * frames[0].numel()):
+    with mock.patch.object(masking, "CHUNK_VALUES", chunk_rows * frames[0].numel()):
         pooled = statistics_pooling(frames, lengths)
     torch.testing.assert_close(
         pooled.double(), loop_statistics(frames, lengths), rtol=1e-5, atol=1e-6
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(lengths=st.lists(st.integers(1, 9), min_size=1, max_size=6), chunk_rows=st.integers(1, 7),
+       dtype=st.sampled_from([torch.float16, torch.bfloat16]))
+def test_half_precision_frames_are_averaged_in_fp32_chunk_by_chunk(lengths, chunk_rows, dtype):
+    frames, lengths = padded_batch(lengths, dim=3)
+    half = frames.nan_to_num(0.0).to(dtype)  # the weighted average multiplies padding by 0
+    weights = torch.rand(frames.shape[:2], generator=torch.Generator().manual_seed(len(lengths)))
+    expected = torch.einsum("bl,bld->bd", weights, half.float())  # one whole fp32 copy
+    with mock.patch.object(masking, "CHUNK_VALUES", chunk_rows * frames[0].numel()):
+        pooled = masking.weighted_average(half, weights)
+    assert pooled.dtype == torch.float32
+    torch.testing.assert_close(pooled, expected, rtol=0, atol=0)
 
 
 def fit(x):

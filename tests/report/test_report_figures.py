@@ -161,7 +161,7 @@ def test_cli_options_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     )
     with pytest.raises(SystemExit):
         main(["report", "--help"])
-    assert "paper (default) or reference" in capsys.readouterr().out
+    assert "paper or reference, the reference implementation's" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """Extraction end to end on real FSDD recordings (8 kHz, so resampling runs) with real upstreams."""
 
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ from vqpool.cli import main
 from vqpool.data.manifest import read_manifest, write_manifest
 from vqpool.errors import BadAudioError, VqpoolError
 from vqpool.extract import extract, plan
+from vqpool.rows import canonical_path
 from vqpool.store import INDEX, FeatureStore, store_status
 from vqpool.upstream import load_upstream
 
@@ -39,6 +41,11 @@ def fsdd_rows(fsdd_root: Path, count: int, step: int = 7) -> list[dict[str, str]
     files = sorted(fsdd_root.glob("*.wav"))[::step][:count]
     splits = ("train", "train", "test")
     return [{"id": f.stem, "path": str(f), "label": f.stem[0], "split": splits[k % 3]} for k, f in enumerate(files)]
+
+
+def upstream_description(spec: str) -> dict:
+    """What the header keeps of an upstream: its description, the same JSON as ``describe()``."""
+    return json.loads(json.dumps(load_upstream(spec).describe()))
 
 
 def store_bytes(path: Path) -> dict[str, bytes]:
@@ -66,7 +73,11 @@ def test_batched_extraction_equals_one_by_one(spec, fsdd_root, tmp_path, request
     sizes = [len(batch) for batch in batches]
     assert max(sizes) > 1  # the batched run really batches
     if not upstream.pads_safely:
-        assert all(len({item.key for item in batch}) == 1 for batch in batches)
+        def key(item):
+            info = soundfile.info(item.row["path"])
+            return info.frames, info.samplerate
+
+        assert all(len({key(item) for item in batch}) == 1 for batch in batches)
     batched = extract(rows, upstream, tmp_path / "batched", batch_seconds=4.0, progress=False)
     alone = extract(rows, upstream, tmp_path / "alone", batch_seconds=0.01, progress=False)
     assert len(batched) == len(alone) == len(rows)
@@ -87,13 +98,18 @@ def test_header_meta_and_cli(fsdd_root, tmp_path, layer_norm_model, capsys):
     assert main(args) == 0
     store = FeatureStore(tmp_path / "s")
     assert len(store) == 6 and store.has_frames and store.num_codebooks == 2 and store.codebook_size == 8
-    assert store.header["upstream"]["spec"] == str(layer_norm_model)
-    assert store.header["sample_rate"] == 16000 and store.header["layers"] == "mean"
-    assert store.header["task"] == "m" and store.header["corpus"] is None  # the manifest's name
-    assert store.header["pooled_options"] is None
+    assert store.header.upstream.spec == str(layer_norm_model)
+    assert store.header.upstream.sample_rate == 16000 and store.header.upstream.layers == "mean"
+    assert store.header.task == "m" and store.header.corpus is None  # the manifest's name
+    assert store.header.pooled_only is None and store.header.streams == ("codes", "frames")
+    stored = json.loads((tmp_path / "s" / "header.json").read_text())
+    assert stored["upstream"] == upstream_description(str(layer_norm_model))  # stored once, as described
+    assert sorted(stored) == ["corpus", "created", "format", "format_version", "job", "pooled_only",
+                              "task", "upstream"]
+    assert sorted(stored["job"]) == ["batch_seconds", "num_utterances", "part", "rows_sha256"]
     durations = [m["duration"] for m in store.meta]
     assert durations == sorted(durations, reverse=True)  # store order: longest first
-    by_id = {row["id"]: row for row in rows}
+    by_id = {row["id"]: {**row, "path": canonical_path(row["path"])} for row in rows}
     for meta in store.meta:
         assert {k: meta[k] for k in by_id[meta["id"]]} == by_id[meta["id"]]
         assert meta["duration"] == pytest.approx(soundfile.info(meta["path"]).duration)
@@ -108,7 +124,7 @@ def test_a_complete_store_is_reused_only_by_the_same_job(fsdd_root, tmp_path, ca
     args = ["extract", "--manifest", str(tmp_path / "fsdd.csv"), "--out", str(out)]
     assert main([*args, "--upstream", "logmel"]) == 0
     sealed = (out / "complete.json").read_bytes()
-    assert FeatureStore(out).header["task"] == "fsdd"
+    assert FeatureStore(out).header.task == "fsdd"
     capsys.readouterr()
 
     assert main([*args, "--upstream", "logmel"]) == 0
@@ -199,6 +215,9 @@ def test_partial_store_needs_resume(fsdd_root, tmp_path, capsys):
     assert "partial feature store; pass --resume" in capsys.readouterr().err
     with pytest.raises(VqpoolError, match="unfinished store .4 of 4"):
         FeatureStore(tmp_path / "s")
+    with pytest.raises(VqpoolError, match=r"cannot resume: .* \(batch_seconds: 60.0 in the store, 5 now\)"):
+        extract(rows, load_upstream("logmel"), tmp_path / "s", resume=True, task="m", batch_seconds=5,
+                progress=False)
     assert main([*args, "--resume"]) == 0
     assert len(FeatureStore(tmp_path / "s")) == 4
 
@@ -239,7 +258,7 @@ def test_two_torchrun_processes_write_the_single_process_store(fsdd_root, tmp_pa
     single = extract(rows, load_upstream("logmel"), tmp_path / "single", batch_seconds=1.5, progress=False)
     merged = FeatureStore(tmp_path / "ranks")
     assert not list((tmp_path / "ranks").glob("rank-*"))
-    assert merged.header["job"] == single.header["job"]
+    assert merged.header.job == single.header.job
     assert store_bytes(tmp_path / "ranks") == store_bytes(tmp_path / "single")
     assert len(merged) == len(rows)
 
@@ -269,7 +288,8 @@ def test_pooled_only_stores_vectors_ap_and_codes_but_no_frames(fsdd_root, tmp_pa
     pooled = extract(rows, upstream, tmp_path / "pooled", batch_seconds=3, pooled_only=["vq-lp", "sp"],
                      progress=False)
     assert pooled.pooled_methods == ("ap", "vq-lp", "sp") and not pooled.has_frames
-    assert pooled.header["pooled_options"] == {"semantics": "paper", "a": 1e-3, "smoothing": 1.0}
+    assert pooled.header.pooled_options == {"semantics": "paper", "a": 1e-3, "smoothing": 1.0}
+    assert pooled.header.pooled_only.dims == {"ap": upstream.dim, "vq-lp": upstream.dim, "sp": 2 * upstream.dim}
     assert not list((tmp_path / "pooled").glob("frames-*")) and pooled.meta == full.meta
     frames, lengths, codes, indices = next(full.batches(max_frames=10**6))
     assert indices == list(range(len(rows)))
@@ -290,8 +310,7 @@ def test_pooled_only_stores_vectors_ap_and_codes_but_no_frames(fsdd_root, tmp_pa
                                           "corpus statistics.* pass stats"):
         extract(rows, upstream, tmp_path / "gp", pooled_only=["vq-gp"], progress=False)
     train = pooled.indices(split="train")
-    stats = CorpusStats.fit(((f, n, c) for f, n, c, _ in pooled.batches(train)),
-                            codebook_size=pooled.codebook_size, progress=False)
+    stats = CorpusStats.fit(pooled.batches(train), codebook_size=pooled.codebook_size, progress=False)
     gp = extract(rows, upstream, tmp_path / "gp", pooled_only=["vq-gp"], stats=stats, progress=False)
     torch.testing.assert_close(gp.pooled("vq-gp"), pool(frames, lengths, codes, method="vq-gp", stats=stats),
                                atol=2e-3, rtol=2e-3)
@@ -300,8 +319,41 @@ def test_pooled_only_stores_vectors_ap_and_codes_but_no_frames(fsdd_root, tmp_pa
     options = {"semantics": "reference", "a": 0.01, "smoothing": 0.0}
     other = extract(rows, upstream, tmp_path / "options", pooled_only=["vq-squash-or", "vq-gp", "vq-sif"],
                     stats=stats, **options, progress=False)
-    assert other.header["pooled_options"] == options
+    assert other.header.pooled_options == options
     for method in ("vq-squash-or", "vq-gp", "vq-sif"):
         expected = pool(frames, lengths, codes, method=method, stats=stats, **options)
         assert not torch.allclose(expected, pool(frames, lengths, codes, method=method, stats=stats), atol=1e-2)
         torch.testing.assert_close(other.pooled(method), expected, atol=2e-3, rtol=2e-3)
+
+
+def test_a_store_started_through_a_symlink_resumes_from_the_prepared_manifest(fsdd_root, tmp_path, capsys):
+    # A data folder reached through a symlink: in-memory rows keep the link's spelling, while the
+    # manifest `vqpool data prepare` writes resolves it. Both name the same files: one job.
+    corpus = tmp_path / "corpus"
+    for k, wav in enumerate(sorted(fsdd_root.glob("*.wav"))[::97][:8]):
+        folder = corpus / ("test" if k % 4 == 3 else "train") / wav.stem[0]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / wav.name).symlink_to(wav)  # read in place
+    (tmp_path / "data").symlink_to(corpus, target_is_directory=True)
+    manifest = tmp_path / "m.csv"
+    assert main(["data", "prepare", "folder", "--root", str(tmp_path / "data"), "--out", str(manifest)]) == 0
+    from vqpool.data import prepare
+
+    rows = prepare("folder", tmp_path / "data")
+    assert {row["id"] for row in rows} == {row["id"] for row in read_manifest(manifest)}
+    assert not {row["path"] for row in rows} & {row["path"] for row in read_manifest(manifest)}
+
+    # Started from the API, interrupted after three utterances (what a kill leaves: see above).
+    out = tmp_path / "s"
+    extract(rows, load_upstream("logmel"), out, batch_seconds=0.5, task="m", progress=False)
+    (out / "complete.json").unlink()
+    index = out / INDEX
+    index.write_bytes(b"".join(index.read_bytes().splitlines(keepends=True)[:3]))
+    assert len(FeatureStore(out, allow_partial=True)) == 3
+
+    args = ["extract", "--upstream", "logmel", "--manifest", str(manifest), "--batch-seconds", "0.5"]
+    capsys.readouterr()
+    assert main([*args, "--out", str(out), "--resume"]) == 0, capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "clean")]) == 0
+    assert store_bytes(out) == store_bytes(tmp_path / "clean")  # the same store, paths and all
+    assert {m["path"] for m in FeatureStore(out).meta} == {row["path"] for row in read_manifest(manifest)}

@@ -7,17 +7,16 @@ import numpy as np
 import pytest
 import torch
 
+from toy_headers import toy_header
 from vqpool.errors import VqpoolError
-from vqpool.store import INDEX, FeatureStore, StoreWriter, store_status
+from vqpool.store import INDEX, FeatureStore, StoreHeader, StoreWriter, store_status
 
 DIM, GROUPS = 6, 2
 
 
-def header(num_utterances: int) -> dict:
-    return {
-        "dim": DIM, "num_codebooks": GROUPS, "codebook_size": 50, "streams": ["codes", "frames"],
-        "pooled_dims": {}, "job": {"num_utterances": num_utterances},
-    }
+def header(num_utterances: int, **changes) -> StoreHeader:
+    return toy_header(dim=DIM, num_codebooks=GROUPS, codebook_size=50, num_utterances=num_utterances,
+                      **changes)
 
 
 def utterances(lengths: list[int], seed: int = 0) -> list[tuple[int, dict, dict]]:
@@ -119,15 +118,13 @@ def test_a_corrupted_index_line_ends_the_trusted_prefix(tmp_path):
     assert len(FeatureStore(tmp_path / "s", allow_partial=True)) == 1
 
 
-def test_resume_refuses_a_different_job(tmp_path):
+def test_resume_keeps_the_stored_header(tmp_path):
+    # Whether the job is the same is the caller's question (vqpool.extract asks it); the
+    # writer continues the store it finds, under the header it was started with.
     write(tmp_path / "s", utterances([3, 8]), seal=False)
-    changed = header(2)
-    changed["job"]["batch_seconds"] = 5.0
-    with pytest.raises(VqpoolError, match=r"different settings \(batch_seconds: null in the store, 5.0 now\)"):
-        StoreWriter(tmp_path / "s", changed, resume=True)
-    with pytest.raises(VqpoolError, match=r"different settings \(task: null in the store, \"kws\" now\)"):
-        StoreWriter(tmp_path / "s", {**header(2), "task": "kws"}, resume=True)
-    assert json.loads((tmp_path / "s" / "header.json").read_text())["job"] == {"num_utterances": 2}
+    started = (tmp_path / "s" / "header.json").read_bytes()
+    StoreWriter(tmp_path / "s", header(2, task="kws"), resume=True).seal()
+    assert (tmp_path / "s" / "header.json").read_bytes() == started
 
 
 def test_an_existing_file_is_not_taken_for_a_store_folder(tmp_path):
@@ -136,3 +133,81 @@ def test_an_existing_file_is_not_taken_for_a_store_folder(tmp_path):
         store_status(tmp_path / "taken")
     with pytest.raises(VqpoolError, match="cannot create the store folder"):
         StoreWriter(tmp_path / "taken" / "s", header(1))
+
+
+def test_a_damaged_or_old_header_is_one_line_naming_the_file_and_the_field(tmp_path, capsys):
+    from vqpool.cli import main
+
+    write(tmp_path / "s", utterances([3, 8]))
+    path = tmp_path / "s" / "header.json"
+    good = json.loads(path.read_text())
+    assert FeatureStore(tmp_path / "s").header == StoreHeader.from_json(good, str(path))  # round trip
+
+    def changed(where: str, value) -> dict:
+        damaged = json.loads(json.dumps(good))
+        *parents, key = where.split(".")
+        target = damaged
+        for parent in parents:
+            target = target[parent]
+        if value is KeyError:
+            del target[key]
+        else:
+            target[key] = value
+        return damaged
+
+    old = {"format": "vqpool-store", "format_version": 1, "upstream": good["upstream"], "dim": DIM,
+           "streams": ["codes", "frames"], "job": {"upstream": good["upstream"], "num_utterances": 2}}
+    cases = {
+        "header field 'job.num_utterances' is missing": changed("job.num_utterances", KeyError),
+        "header field 'upstream.dim' is \"six\", expected an integer": changed("upstream.dim", "six"),
+        "header field 'upstream.pads_safely' is 1, expected true or false": changed("upstream.pads_safely", 1),
+        "header field 'job.part' is [1], expected a list of 2": changed("job.part", [1]),
+        "header field 'pooled_only' is 3, expected an object": changed("pooled_only", 3),
+        "header field 'task' is 7, expected a string": changed("task", 7),
+        "store format 1, written by an older vqpool; this one reads format 2": old,
+        "not a vqpool store header": [],
+    }
+    for message, damaged in cases.items():
+        path.write_text(json.dumps(damaged))
+        with pytest.raises(VqpoolError) as caught:
+            FeatureStore(tmp_path / "s")
+        assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
+        assert main(["bench", "--store", str(tmp_path / "s")]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    path.write_text("{")
+    with pytest.raises(VqpoolError, match="header.json: not JSON"):
+        FeatureStore(tmp_path / "s")
+    with pytest.raises(VqpoolError, match="store format 1, written by an older vqpool"):
+        path.write_text(json.dumps(old))
+        StoreWriter(tmp_path / "s", header(2), resume=True)  # an old partial store is not resumed
+
+
+def test_pooled_vectors_are_read_as_one_array_whatever_the_layout(tmp_path):
+    dims = {"ap": 3, "sp": 6}
+    generator = np.random.default_rng(0)
+    items = [(order, {"id": f"u{order}", "num_frames": 2},
+              {f"pooled-{m}": generator.normal(size=d).astype(np.float32) for m, d in dims.items()})
+             for order in range(7)]
+    header = toy_header(dim=3, num_codebooks=None, codebook_size=None, pooled_dims=dims, num_utterances=7)
+    writer = StoreWriter(tmp_path / "s", header, shard_bytes=40)  # three AP vectors a shard
+    for start in range(0, 7, 2):
+        writer.write(items[start : start + 2])
+    writer.seal()
+    assert len(list((tmp_path / "s").glob("pooled-ap-*.bin"))) == 3
+    store = FeatureStore(tmp_path / "s")
+    for method in dims:
+        expected = np.stack([arrays[f"pooled-{method}"] for _, _, arrays in items])
+        assert torch.equal(store.pooled(method), torch.from_numpy(expected))
+        store.pooled(method)[0, 0] = 1.0  # a copy of its own: writable, holding no memory map
+    # An index whose entries do not lie back to back (here: in reverse) reads the same vectors.
+    index = tmp_path / "s" / INDEX
+    index.write_bytes(b"".join(reversed(index.read_bytes().splitlines(keepends=True))))
+    reverse = FeatureStore(tmp_path / "s")
+    for method in dims:
+        expected = np.stack([arrays[f"pooled-{method}"] for _, _, arrays in reversed(items)])
+        assert torch.equal(reverse.pooled(method), torch.from_numpy(expected))
+
+    empty = StoreWriter(tmp_path / "empty", toy_header(dim=3, pooled_dims=dims, num_codebooks=None))
+    empty.seal()
+    assert FeatureStore(tmp_path / "empty").pooled("sp").shape == (0, 6)

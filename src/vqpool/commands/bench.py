@@ -8,20 +8,31 @@ EPILOG = """example:
 Results are appended to STORE/results.jsonl (or --results); `vqpool report` turns them into tables."""
 
 
+def add_pool_arguments(parser: argparse.ArgumentParser, scope: str = "", defaults: str = "") -> None:
+    """The pooling options every verb that pools takes (``scope`` prefixes their help)."""
+    parser.add_argument("--semantics", help=f"{scope}paper or reference, the reference "
+                        f"implementation's partition semantics{defaults or ' (default: paper)'}")
+    parser.add_argument("--a", type=float, help=f"{scope}vq-sif parameter a (default: 1e-3)")
+    parser.add_argument("--smoothing", type=float,
+                        help=f"{scope}added to every corpus code count (default: 1)")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help=f"{scope}an option of a registered pooling method (repeatable)")
+
+
+def given_pool_options(args: argparse.Namespace) -> dict:
+    """The pooling options given on the command line, registered methods' ones included."""
+    given = {k: v for k in ("semantics", "a", "smoothing") if (v := getattr(args, k)) is not None}
+    return {**given, **method_options(args.option)}
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by `bench` and `probe`."""
     parser.add_argument("--store", required=True, help="feature store folder (from `vqpool extract`)")
     parser.add_argument("--task", help="task name (default: the store's task or corpus)")
     parser.add_argument("--fold", default="all",
                         help="fold number(s), counted from 1, comma separated, or 'all' (default)")
-    parser.add_argument("--semantics",
-                        help="paper or reference: the partition semantics (default: paper, or what a "
-                        "pooled-only store was pooled with; likewise for --a and --smoothing)")
-    parser.add_argument("--a", type=float, help="vq-sif parameter a (default: 1e-3)")
-    parser.add_argument("--smoothing", type=float,
-                        help="added to every corpus code count (default: 1)")
-    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                        help="an option of a registered pooling method (repeatable)")
+    add_pool_arguments(parser, "", " (default: paper, or what a pooled-only store was pooled "
+                       "with; likewise for --a and --smoothing)")
     parser.add_argument("--include-validation", action="store_true",
                         help="fit corpus statistics on training + validation (the reference "
                         "implementation's choice; default: training only)")

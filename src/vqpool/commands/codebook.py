@@ -31,14 +31,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--manifest", required=True, help="CSV with a path column (and optional split)"
     )
     fit.add_argument("--out", required=True, help="codebook file to write")
-    fit.add_argument("--codebooks", type=int, default=2, help="G, chunks of the vector (default 2)")
+    fit.add_argument("--codebooks", type=int, help="G, chunks of the vector (default 2; with --layers: "
+                     "chunks per layer, default 1)")
     fit.add_argument(
         "--size", type=int, default=320, help="V, centroids per codebook (default 320)"
     )
-    fit.add_argument(
+    which = fit.add_mutually_exclusive_group()
+    which.add_argument(
         "--layer",
         default="mean",
-        help="what to quantize: mean, last, N, a,b,c, or cnn (a transformers model's CNN output); default mean",
+        help="what to quantize: mean, last, N, a,b,c (their mean), or cnn (a transformers model's "
+        "CNN output); default mean",
+    )
+    which.add_argument(
+        "--layers", metavar="A,B,C",
+        help="one codebook per layer instead (G = number of layers): e.g. 6,9,12; use the codebook "
+        "with `extract --codebook` on this upstream or `--codes-from` on any other",
     )
     fit.add_argument(
         "--max-frames",
@@ -68,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         upstream,
         [row["path"] for row in rows],
         layer=args.layer,
+        layers=None if args.layers is None else args.layers.split(","),
         num_codebooks=args.codebooks,
         codebook_size=args.size,
         max_frames=args.max_frames,
@@ -77,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     settings = codebook.settings
     print(
         f"{path}: {codebook.num_codebooks} x {codebook.codebook_size} centroids over "
-        f"{codebook.dim}-dim {args.upstream} layer {args.layer!r}, fitted on "
+        f"{codebook.dim}-dim {args.upstream} layer{'s' if args.layers else ''} "
+        f"{args.layers or args.layer!r}, fitted on "
         f"{settings['num_frames']} frames of {settings['num_utterances']} utterances; "
         f"mean squared error per codebook {', '.join(f'{e:.4g}' for e in settings['mean_squared_error'])}"
     )

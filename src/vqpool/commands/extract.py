@@ -5,8 +5,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vqpool.commands.bench import add_pool_arguments, given_pool_options
+
 if TYPE_CHECKING:
     from vqpool.pooling import CorpusStats
+    from vqpool.upstream import CodesFrom
 
 DESCRIPTION = """\
 Run an upstream model over every utterance of a manifest or corpus and write a feature store:
@@ -18,6 +21,8 @@ EPILOG = """examples:
   vqpool extract --upstream logmel --codebook cb.pt --manifest fsdd.csv --out stores/fsdd
   vqpool extract --upstream facebook/wav2vec2-base --allow-download --device cuda \\
       --corpus speechcommands --root data/speech_commands --out stores/kws-base
+  vqpool extract --upstream facebook/wav2vec2-base --codes-from facebook/encodec_24khz \\
+      --code-levels 8 --allow-download --manifest fsdd.csv --out stores/fsdd-encodec
   torchrun --standalone --nproc_per_node 4 -m vqpool.cli extract --upstream facebook/wav2vec2-base \\
       --device cuda --manifest kws.csv --out stores/kws-base     (one rank per GPU)
 """
@@ -35,15 +40,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--manifest", type=Path, help="CSV with a path column (id, label, split, speaker optional)")
     source.add_argument("--corpus", help="a corpus name (see `vqpool data`); needs --root")
+    source.add_argument("--hf-dataset", metavar="PATH_OR_NAME",
+                        help="a Hugging Face dataset: a save_to_disk folder, or a name in the local "
+                        "cache (downloaded only with --allow-download); needs vqpool[hf]")
+    source.add_argument("--cuts", type=Path, help="a lhotse CutSet manifest (cuts.jsonl.gz); needs vqpool[lhotse]")
     parser.add_argument("--root", type=Path, help="the corpus folder, in its official layout")
     parser.add_argument("--label", help="with --corpus fsdd: digit (default) or speaker")
     parser.add_argument("--split", help="with --corpus fsdd: index (default) or speaker (held-out voices)")
     parser.add_argument("--seed", type=int, help="with --corpus: the seed of drawn splits")
+    parser.add_argument("--audio-column", default="audio", help="with --hf-dataset: the Audio column (default: audio)")
+    parser.add_argument("--label-column",
+                        help="with --hf-dataset (default: label, if present) or --cuts: where labels come from")
+    parser.add_argument("--split-column",
+                        help="with --hf-dataset (default: the dataset's splits) or --cuts: where splits come from")
     parser.add_argument("--task", help="the task name recorded in the store (default: the corpus's task, "
                                        "or the manifest file's name without .csv)")
     parser.add_argument("--out", type=Path, required=True, help="the store folder to write")
     parser.add_argument("--layers", default="mean", help="mean (default), last, N or a,b,c")
     parser.add_argument("--codebook", type=Path, help="k-means codebook for upstreams without a quantizer")
+    codes = parser.add_argument_group(
+        "codes from elsewhere", "codes aligned to the frames by time (README: Codes from elsewhere)")
+    codes.add_argument("--codes-from", metavar="SPEC",
+                       help="a codec checkpoint (EnCodec, DAC, Mimi: folder, or hub id with --allow-download), "
+                       "a k-means codebook of any upstream, a fairseq km.bin, or precomputed units "
+                       "(a folder of <id>.npy / <id>.km, a .km file of `id u1 u2 ...` lines, a .npz)")
+    codes.add_argument("--code-levels", type=int, metavar="N", help="with a codec: its first N quantizer levels (default all)")
+    codes.add_argument("--code-upstream", metavar="SPEC", help="with a km.bin: the upstream it was fitted on "
+                       "(default --upstream)")
+    codes.add_argument("--code-layer", metavar="N", help="with a km.bin: the layer it was fitted on")
+    codes.add_argument("--code-rate", type=float, metavar="HZ",
+                       help="with precomputed units: units per second (default: the frames' rate)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: one GPU per rank)")
     parser.add_argument("--batch-seconds", type=float, default=60.0,
                         help="padded audio per batch, in seconds (default 60)")
@@ -51,14 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated pooling methods: store their vectors, no frames")
     parser.add_argument("--stats", type=Path,
                         help="a saved CorpusStats, for --pooled-only methods that need corpus statistics")
-    parser.add_argument("--semantics",
-                        help="with --pooled-only: paper (default) or reference, the partition "
-                        "semantics of the reference implementation")
-    parser.add_argument("--a", type=float, help="with --pooled-only: vq-sif parameter a (default: 1e-3)")
-    parser.add_argument("--smoothing", type=float,
-                        help="with --pooled-only: added to every corpus code count (default: 1.0)")
-    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                        help="with --pooled-only: an option of a registered pooling method (repeatable)")
+    add_pool_arguments(parser, "with --pooled-only: ")
     parser.add_argument("--resume", action="store_true", help="finish an interrupted extraction")
     parser.add_argument("--on-bad-audio", choices=("error", "skip"), default="error",
                         help="stop at an unusable file (default) or skip it and list it in skipped.csv")
@@ -79,30 +98,32 @@ def run(args: argparse.Namespace) -> int:
         store = distributed.merge_ranks(args.out)
         print(f"merged {len(store)} utterances into {args.out}")
         return 0
-    if args.upstream is None or (args.manifest is None and args.corpus is None):
-        raise VqpoolError("extract needs --upstream and either --manifest or --corpus with --root")
-    from vqpool.commands.bench import method_options
-
-    pool_options = {k: v for k in ("semantics", "a", "smoothing") if (v := getattr(args, k)) is not None}
-    options = method_options(args.option)
-    if (pool_options or options) and not args.pooled_only:
-        given = [f"--{k}" for k in pool_options] + (["--option"] if options else [])
-        raise VqpoolError(f"{', '.join(given)} only apply to pooling on the fly: add --pooled-only")
+    if args.upstream is None:
+        raise VqpoolError("extract needs --upstream and a source: --manifest, --corpus with --root, "
+                          "--hf-dataset or --cuts")
+    pool_options = given_pool_options(args)
+    if pool_options and not args.pooled_only:
+        given = [f"--{k}" if k in ("semantics", "a", "smoothing") else "--option" for k in pool_options]
+        raise VqpoolError(f"{', '.join(dict.fromkeys(given))} only apply to pooling on the fly: add --pooled-only")
     complete = store_status(args.out) == "complete"  # reused as it is when made by this same job
-    rows, corpus, task = load_rows(args.manifest, args.corpus, args.root, task=args.task,
+    rows, corpus, task = load_rows(args.manifest, args.corpus, args.root, hf_dataset=args.hf_dataset,
+                                   cuts=args.cuts, audio_column=args.audio_column,
+                                   label_column=args.label_column, split_column=args.split_column,
+                                   allow_download=args.allow_download, task=args.task,
                                    label=args.label, split=args.split, seed=args.seed)
     with distributed.session(args.device) as device:
         from vqpool.upstream import load_upstream
 
         upstream = load_upstream(args.upstream, layers=args.layers, codebook=args.codebook,
-                                 device=device, allow_download=args.allow_download)
+                                 codes_from=_codes_from(args), device=device,
+                                 allow_download=args.allow_download)
         store = extract(
             rows, upstream, args.out,
             batch_seconds=args.batch_seconds,
             pooled_only=args.pooled_only.split(",") if args.pooled_only else None,
             stats=_stats(args.stats),
-            **pool_options,
-            options=options,
+            **{k: v for k, v in pool_options.items() if k in ("semantics", "a", "smoothing")},
+            options={k: v for k, v in pool_options.items() if k not in ("semantics", "a", "smoothing")},
             resume=args.resume or complete,
             on_bad_audio=args.on_bad_audio,
             corpus=corpus,
@@ -115,6 +136,20 @@ def run(args: argparse.Namespace) -> int:
                 print(f"skipped {len(store.skipped)} unusable files (listed in {args.out / 'skipped.csv'})",
                       file=sys.stderr)
     return 0
+
+
+def _codes_from(args: argparse.Namespace) -> "CodesFrom | None":
+    from vqpool.errors import VqpoolError
+    from vqpool.upstream import CodesFrom
+
+    given = {"levels": args.code_levels, "upstream": args.code_upstream, "layer": args.code_layer,
+             "rate": args.code_rate}
+    if args.codes_from is None:
+        if any(value is not None for value in given.values()):
+            raise VqpoolError("--code-levels, --code-upstream, --code-layer and --code-rate only apply "
+                              "with --codes-from")
+        return None
+    return CodesFrom(args.codes_from, **given)
 
 
 def _stats(path: Path | None) -> "CorpusStats | None":

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vqpool.commands.bench import add_pool_arguments, given_pool_options
 from vqpool.errors import VqpoolError
 
 if TYPE_CHECKING:
@@ -57,13 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="corpus statistics file (CorpusStats.save) for vq-sif/vq-gp/vq-bp/whitening/softdecay",
     )
-    parser.add_argument(
-        "--semantics",
-        default="paper",
-        help="paper (default) or reference: the partition semantics",
-    )
-    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                        help="an option of a registered pooling method (repeatable)")
+    add_pool_arguments(parser)
     weights = parser.add_argument_group("frame weights of one utterance (paper Figure 3)")
     weights.add_argument("--weights", type=Path, metavar="AUDIO", help="audio file to draw")
     weights.add_argument(
@@ -104,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None and not args.upstream:
         raise VqpoolError("--weights needs --upstream")
     from vqpool import report  # matplotlib and torch load only when a report is made
-    from vqpool.commands.bench import method_options
+    pool_options = given_pool_options(args)
 
     if args.tsne is not None:
         report.check_tsne_points(args.max_points)
@@ -119,8 +114,7 @@ def run(args: argparse.Namespace) -> int:
             stats=args.stats,
             device=args.device,
             label=args.label,
-            semantics=args.semantics,
-            **method_options(args.option),
+            **pool_options,
         )
         _print_drawn("frame weights", drawn)
     if args.tsne is not None:
@@ -133,8 +127,7 @@ def run(args: argparse.Namespace) -> int:
             max_points=args.max_points,
             seed=args.seed,
             stats=args.stats,
-            semantics=args.semantics,
-            **method_options(args.option),
+            **pool_options,
         )
         _print_drawn("t-SNE", drawn)
     if args.results:

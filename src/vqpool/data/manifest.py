@@ -12,9 +12,9 @@ from pathlib import Path
 
 from vqpool.errors import VqpoolError
 from vqpool.io import atomic_path
+from vqpool.rows import SPLITS, canonical_path
 
 MANIFEST_COLUMNS = ("id", "path", "label", "split", "speaker")
-SPLITS = ("train", "validation", "test")
 
 
 def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
@@ -70,7 +70,7 @@ def write_manifest(rows: Iterable[Mapping[str, str]], path: str | os.PathLike) -
         writer = csv.DictWriter(handle, fieldnames=[*MANIFEST_COLUMNS, *extra], restval="")
         writer.writeheader()
         for row in rows:
-            audio = Path(row["path"]).resolve()
+            audio = Path(canonical_path(row["path"]))
             stored = audio.relative_to(base) if audio.is_relative_to(base) else audio
             writer.writerow({**row, "path": str(stored)})
     return manifest

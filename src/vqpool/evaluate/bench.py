@@ -1,6 +1,5 @@
 """The unsupervised benchmark (paper Table 1): pool, then exact cosine 1-NN, fold by fold."""
 
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -11,7 +10,13 @@ import torch
 from vqpool.evaluate.bootstrap import bootstrap_ci
 from vqpool.evaluate.knn import one_nn_hits
 from vqpool.evaluate.options import at_least, check_device, resolve_pool_options
-from vqpool.evaluate.pooled import FoldPooler, open_store, store_offers, store_path, write_rows
+from vqpool.evaluate.pooled import (
+    FoldPooler,
+    choose_methods,
+    open_store,
+    store_path,
+    write_rows,
+)
 from vqpool.evaluate.results import make_row
 from vqpool.evaluate.splits import (
     encode_labels,
@@ -19,13 +24,11 @@ from vqpool.evaluate.splits import (
     resolve_task,
     select_folds,
 )
-from vqpool.pooling import select_methods
-
-log = logging.getLogger(__name__)
+from vqpool.store import Store
 
 
 def run_bench(
-    store: Any,
+    store: Store | str | Path,
     methods: Sequence[str] | str = "all",
     *,
     task: str | None = None,
@@ -64,11 +67,7 @@ def run_bench(
         at_least("max_frames", max_frames, 1)
     store = open_store(store)
     where = str(store_path(store) or "the store")
-    selection = select_methods(methods, store_offers(store))
-    if methods == "all":
-        for reason in selection.reasons():
-            log.info("note: leaving out %s", reason)
-    methods = selection.require(where)
+    methods = choose_methods(store, methods)
     resolved, pooled_with = resolve_pool_options(store, methods, semantics=semantics, a=a,
                                                  smoothing=smoothing, options=options, where=where)
     chosen = select_folds(store.meta, folds, splits, where=where)

@@ -9,6 +9,7 @@ import torch
 
 from vqpool.errors import ParameterError, VqpoolError
 from vqpool.pooling import DEFAULT_OPTIONS, PoolOptions, get_method
+from vqpool.store import Store
 
 
 def at_least(name: str, value: float, minimum: float) -> None:
@@ -21,17 +22,17 @@ def positive(name: str, value: float) -> None:
         raise ParameterError(name, f"must be a positive number; got {value}")
 
 
-def stored_options(store: Any) -> PoolOptions | None:
+def stored_options(store: Store) -> PoolOptions | None:
     """The options a pooled-only store's vectors were pooled with (``None`` for a frame store).
 
-    Stores that predate ``header["pooled_options"]`` were pooled with the defaults."""
+    Stores that record no pooling options (older ones, some fakes) were pooled with the defaults."""
     if store.has_frames:
         return None
-    return PoolOptions.of(**(store.header.get("pooled_options") or {}))
+    return PoolOptions.of(**(store.header.pooled_options or {}))
 
 
 def resolve_pool_options(
-    store: Any, methods: Sequence[str], *, semantics: str | None = None, a: float | None = None,
+    store: Store, methods: Sequence[str], *, semantics: str | None = None, a: float | None = None,
     smoothing: float | None = None, options: Mapping[str, Any] | None = None,
     where: str = "the store",
 ) -> tuple[PoolOptions, dict[str, PoolOptions]]:

@@ -27,10 +27,13 @@ from vqpool.pooling import (
     pool,
     select_methods,
 )
+from vqpool.store import Store
 
 log = logging.getLogger(__name__)
 
 Batch = tuple[Tensor, Tensor, Tensor | None, list[int]]
+
+log = logging.getLogger(__name__)
 
 
 def progress_bar(progress: bool = True, **options: Any) -> tqdm:
@@ -47,6 +50,17 @@ def store_offers(store: Any, *, training: bool = False) -> Available:
         stats=True,  # fitted on the training rows
         training=training,
     )
+
+
+def choose_methods(store: Any, methods: Sequence[str] | str, *,
+                   parameter: str = "methods") -> list[str]:
+    """The methods the store can give, in the order asked; "all" is every registered one it
+    can give (a logged note says which were left out and why). Errors name ``parameter``."""
+    selection = select_methods(methods, store_offers(store))
+    if methods == "all":
+        for reason in selection.reasons():
+            log.info("note: leaving out %s", reason)
+    return selection.require(str(store_path(store) or "the store"), parameter=parameter)
 
 
 def pool_split(
@@ -87,7 +101,7 @@ def pool_split(
     return pooled
 
 
-def store_batches(store: Any, indices: Sequence[int], desc: str, *, progress: bool = True,
+def store_batches(store: Store, indices: Sequence[int], desc: str, *, progress: bool = True,
                   max_frames: int | None = None) -> Iterator[Batch]:
     """``store.batches`` over ``indices`` with a progress bar counting utterances.
 
@@ -101,7 +115,7 @@ def store_batches(store: Any, indices: Sequence[int], desc: str, *, progress: bo
             bar.update(len(batch[3]))
 
 
-def fit_stats(store: Any, indices: Sequence[int], *, progress: bool = True,
+def fit_stats(store: Store, indices: Sequence[int], *, progress: bool = True,
               max_frames: int | None = None) -> CorpusStats:
     """Corpus statistics of the rows ``indices`` only (the training split: nothing else leaks in)."""
     return CorpusStats.from_store(store, indices=indices, progress=progress, max_frames=max_frames)
@@ -116,7 +130,7 @@ class FoldPooler:
     unless ``stats`` gives them.
     """
 
-    def __init__(self, store: Any, methods: Sequence[str], options: PoolOptions = DEFAULT_OPTIONS,
+    def __init__(self, store: Store, methods: Sequence[str], options: PoolOptions = DEFAULT_OPTIONS,
                  *, include_validation: bool = False, device: str | torch.device = "cpu",
                  max_frames: int | None = None, progress: bool = True,
                  stats: CorpusStats | None = None) -> None:
@@ -209,7 +223,7 @@ class FoldPooler:
         return self._fixed[method]
 
 
-def open_store(store: Any) -> Any:
+def open_store(store: Store | str | Path) -> Store:
     """A ``FeatureStore`` from itself or its path (a path that does not exist says so)."""
     if isinstance(store, (str, Path)):
         from vqpool.store import FeatureStore
@@ -221,12 +235,12 @@ def open_store(store: Any) -> Any:
     return store
 
 
-def store_path(store: Any) -> Path | None:
+def store_path(store: Store) -> Path | None:
     path = getattr(store, "path", None)
     return Path(path) if path is not None else None
 
 
-def write_rows(store: Any, rows: list[dict[str, Any]], results: str | Path | None) -> None:
+def write_rows(store: Store, rows: list[dict[str, Any]], results: str | Path | None) -> None:
     """Append result rows to ``results``, by default ``results.jsonl`` in the store's folder."""
     if results is None:
         folder = store_path(store)

@@ -32,6 +32,7 @@ from vqpool.evaluate.results import make_row
 from vqpool.evaluate.splits import encode_labels, resolve_task, select_folds
 from vqpool.pooling import get_method, method_names, select_methods
 from vqpool.pooling.heads import build_head
+from vqpool.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +268,7 @@ def _warn_if_under_trained(best_epochs: Mapping[str, list[list[int]]], epochs: i
 class StoreFrames(Sequence[Tensor]):
     """Frames of some store rows, read on demand or taken from ``cache`` (store index -> frames)."""
 
-    def __init__(self, store: Any, indices: Sequence[int],
+    def __init__(self, store: Store, indices: Sequence[int],
                  cache: Mapping[int, Tensor] | None = None) -> None:
         self.store = store
         self.indices = list(indices)
@@ -282,7 +283,7 @@ class StoreFrames(Sequence[Tensor]):
         return torch.as_tensor(self.store[self.indices[k]][0])
 
 
-def _frame_cache(store: Any, rows: list[int], cache_frames: bool | None,
+def _frame_cache(store: Store, rows: list[int], cache_frames: bool | None,
                  progress: bool) -> dict[int, Tensor] | None:
     """Frames of ``rows`` in RAM (fp16) when asked, or by default when they fit ``CACHE_BYTES``."""
     if cache_frames is None:
@@ -299,7 +300,7 @@ def _frame_cache(store: Any, rows: list[int], cache_frames: bool | None,
 
 
 def run_probe(
-    store: Any,
+    store: Store | str | Path,
     methods: Sequence[str] | str | None = None,
     *,
     task: str | None = None,

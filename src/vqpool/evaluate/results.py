@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vqpool.errors import VqpoolError
+from vqpool.paper import paper_upstream
+
+if TYPE_CHECKING:  # not imported at run time: reading results needs no torch
+    from vqpool.store import StoreHeader
 
 PROTOCOLS = ("1nn", "probe")
 
@@ -36,13 +40,11 @@ SCHEMA: dict[str, tuple[type | None, ...]] = {
     "num_test": (int,),
     "settings": (dict,),
     "store": (str, None),
-    "store_header": (dict,),
+    "store_header": (dict,),  # header_summary() of the store header (older rows: all of it)
     "versions": (dict,),
     "seconds": (float,),
     "timestamp": (str,),
 }
-
-# The paper's upstreams (../shared/paper/README.md), recognised by hub id or a local folder's name.
 
 
 def validate_row(row: Mapping[str, Any]) -> None:
@@ -155,21 +157,60 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     return rows
 
 
-def upstream_of(header: Mapping[str, Any]) -> tuple[str | None, str | None]:
+# What a row keeps of its store's header (its "store_header"): a summary of the upstream, what
+# the report reads (dim and num_layers decide paper comparisons) and what tells stores apart.
+SUMMARY_KEYS = ("kind", "layers", "num_layers", "dim", "frame_rate", "codes", "num_codebooks",
+                "codebook_size", "codebook")
+
+
+def header_summary(header: "StoreHeader | Mapping[str, Any]") -> dict[str, Any]:
+    """``{"upstream": spec, **SUMMARY_KEYS}`` (``codebook``: its file, or None) of a store header.
+
+    Takes a ``StoreHeader`` or a header in JSON form of any age, and so also reads the
+    ``store_header`` of result rows: a summary made here, or the whole store header that rows
+    written before the summary carried (its ``upstream`` the full description). What a form
+    does not hold is None.
+    """
+    data = header if isinstance(header, Mapping) else header.to_json()
+    upstream = data.get("upstream", data.get("spec"))
+    described = upstream if isinstance(upstream, Mapping) else {}
+    spec = described.get("spec") if isinstance(upstream, Mapping) else upstream
+    summary = {"upstream": None if spec is None else str(spec)}
+    summary.update((key, described.get(key, data.get(key))) for key in SUMMARY_KEYS)
+    if isinstance(summary["codebook"], Mapping):
+        summary["codebook"] = summary["codebook"].get("path")
+    # Codes from elsewhere (`vqpool extract --codes-from`): their label ("encodec_24khz x8"),
+    # a key only such stores' rows have.
+    source = described.get("code_source", data.get("code_source"))
+    if source is not None:
+        summary["code_source"] = str(source.get("label") if isinstance(source, Mapping) else source)
+    return summary
+
+
+def codes_label(row: Mapping[str, Any]) -> str | None:
+    """The code source a result row's store took its codes from (``"encodec_24khz x8"``), or
+    None for the upstream's own quantizer or codebook."""
+    return header_summary(row.get("store_header") or {}).get("code_source")
+
+
+def sources_title(upstream: str | None, layers: str | None, codes: str | None) -> str:
+    """``"upstream X"``, or with codes from elsewhere ``"frames: X mean; codes: encodec_24khz x8"``."""
+    if codes is None:
+        return f"upstream {upstream}"
+    return f"frames: {upstream} {layers or ''}".rstrip() + f"; codes: {codes}"
+
+
+def upstream_of(header: "StoreHeader | Mapping[str, Any]") -> tuple[str | None, str | None]:
     """``(spec, paper_upstream)`` from a store header, whichever way the upstream is recorded.
 
     ``paper_upstream`` follows the report's rule (a paper hub id, or a local copy whose header
     shows the paper model's size), so a row never claims a comparison the report would refuse.
     """
-    from vqpool.report.paper_tables import paper_upstream_of  # report imports this module
-
-    upstream = header.get("upstream", header.get("spec"))
-    spec = upstream.get("spec") if isinstance(upstream, Mapping) else upstream
-    if spec is None:
+    summary = header_summary(header)
+    if summary["upstream"] is None:
         return None, None
-    spec = str(spec)
-    paper, _ = paper_upstream_of({"upstream": spec, "store_header": dict(header)})
-    return spec, paper
+    paper, _ = paper_upstream(summary["upstream"], dim=summary["dim"], num_layers=summary["num_layers"])
+    return summary["upstream"], paper
 
 
 def versions() -> dict[str, str | None]:
@@ -187,7 +228,7 @@ def make_row(
     protocol: str,
     method: str,
     task: str,
-    header: Mapping[str, Any],
+    header: "StoreHeader | Mapping[str, Any]",
     store: str | None,
     per_fold: list[float],
     per_seed: list[float] | None,
@@ -197,13 +238,16 @@ def make_row(
     seconds: float,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A schema row; ``accuracy`` is the mean of the folds, ``std`` the spread over seeds."""
+    """A schema row; ``accuracy`` is the mean of the folds, ``std`` the spread over seeds.
+
+    ``header`` is the store's (a ``StoreHeader``, or any JSON form ``header_summary`` reads);
+    the row keeps its corpus and its summary."""
     spec, paper = upstream_of(header)
     row: dict[str, Any] = {
         "protocol": protocol,
         "method": method,
         "task": task,
-        "corpus": header.get("corpus"),
+        "corpus": (header if isinstance(header, Mapping) else header.to_json()).get("corpus"),
         "upstream": spec,
         "paper_upstream": paper,
         "accuracy": float(sum(per_fold) / len(per_fold)),
@@ -214,7 +258,7 @@ def make_row(
         "num_test": int(num_test),
         "settings": dict(settings),
         "store": store,
-        "store_header": dict(header),
+        "store_header": header_summary(header),
         "versions": versions(),
         "seconds": float(seconds),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -246,7 +290,9 @@ def format_table(rows: list[Mapping[str, Any]]) -> str:
         lines.append([row["method"], accuracy, *per_fold, f"{row['seconds']:.1f}"])
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=True)]
     first = rows[0]
-    title = f"{first['protocol']} · task {first['task']} · upstream {first['upstream']}"
+    shown = header_summary(first.get("store_header") or {})
+    sources = sources_title(first["upstream"], shown.get("layers"), shown.get("code_source"))
+    title = f"{first['protocol']} · task {first['task']} · {sources}"
     table = [" | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in [header, *lines]]
     table.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join([title, *table])

@@ -11,20 +11,20 @@ import torch
 from torch import Tensor
 
 from vqpool.errors import ParameterError, VqpoolError
+from vqpool.store import Store
 
 log = logging.getLogger(__name__)
 
 
-def resolve_task(store: Any, task: str | None = None) -> str:
+def resolve_task(store: Store, task: str | None = None) -> str:
     """The task name: given, recorded in the store header, implied by the header's corpus, or
     (for stores that record neither, as older ones and some written through the API) the name
     of the store's folder, with a note (logged) saying so."""
     if task:
         return task
-    header = store.header
-    if header.get("task"):
-        return str(header["task"])
-    corpus = header.get("corpus")
+    if store.header.task:
+        return store.header.task
+    corpus = store.header.corpus
     if corpus:
         from vqpool.data import TASK_OF_CORPUS
 

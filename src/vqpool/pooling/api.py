@@ -130,10 +130,11 @@ def _checked_codes(
         raise ParameterError("codes", f"are on {codes.device} but the frames are on {lengths.device}")
     mask = length_mask(lengths, codes.shape[1])
     codes = codes.long().masked_fill(~mask[..., None], 0)  # padding may hold anything
-    if int(codes.min()) < 0:
-        raise ParameterError("codes", f"must be non-negative; found {int(codes.min())} on a true frame")
+    low, high = (int(bound) for bound in torch.aminmax(codes))  # one pass: 32 codebooks are large
+    if low < 0:
+        raise ParameterError("codes", f"must be non-negative; found {low} on a true frame")
     if record.needs_stats and stats is not None:
-        stats.check_codes(codes)
+        stats.check_codes(codes, bounds=(low, high))
     return codes, mask
 
 

@@ -6,12 +6,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vqpool.errors import VqpoolError
-from vqpool.pooling.masking import length_mask
+from vqpool.pooling.masking import chunk_rows, length_mask
 from vqpool.pooling.stats import CorpusStats, decay_singular_values
-
-# Statistics pooling goes over a chunk of utterances of about this many frame values at a time,
-# so that its second pass finds the chunk still in the CPU cache (a GPU takes the whole batch).
-CHUNK_VALUES = 2**20
 
 
 def statistics_pooling(frames: Tensor, lengths: Tensor) -> Tensor:
@@ -36,8 +32,9 @@ def _mean_and_std(frames: Tensor, weights: Tensor, lengths: Tensor) -> Tensor:
     moments ``E[x - m]`` and ``E[(x - m)^2]``. The first is ``m``'s rounding error, which the
     variance ``E[(x - m)^2] - E[x - m]^2`` takes out (std stays accurate when ``|m| >> std``).
     The results go straight into the output and finish in place: a new tensor costs page faults."""
+    # A chunk at a time, so that the second pass finds it still in the CPU cache.
     batch, length, dim = frames.shape
-    rows = batch if frames.device.type != "cpu" else max(1, CHUNK_VALUES // max(1, length * dim))
+    rows = chunk_rows(frames)
     centred = torch.empty(min(rows, batch) * length * dim, device=frames.device)
     pooled = torch.empty(batch, 2, 1, dim, device=frames.device)  # [mean; second moment]
     drift = torch.empty(batch, 1, dim, device=frames.device)

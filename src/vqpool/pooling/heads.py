@@ -42,9 +42,16 @@ class _AttentivePooling(nn.Module):
 
 
 def _mean_std(x: Tensor, weights: Tensor) -> Tensor:
-    """``[mu; sigma]``, ``mu = sum_t w_t h_t``, ``sigma = sqrt(max(sum_t w_t h_t^2 - mu^2, 1e-5))``."""
-    mean = (weights * x).sum(1)
-    variance = (weights * x.square()).sum(1) - mean.square()
+    """``[mu; sigma]``, ``mu = sum_t w_t h_t``, ``sigma = sqrt(max(sum_t w_t h_t^2 - mu^2, 1e-5))``.
+
+    One weight per frame (ASP) is a batched matrix product, with no [B, L, D] product tensor;
+    per-channel weights (VAP) multiply element-wise."""
+    if weights.shape[-1] == 1:
+        over_time = weights.transpose(1, 2)  # [B, 1, L]
+        mean, second = (torch.bmm(over_time, h).squeeze(1) for h in (x, x.square()))
+    else:
+        mean, second = (weights * x).sum(1), (weights * x.square()).sum(1)
+    variance = second - mean.square()
     return torch.cat([mean, variance.clamp_min(1e-5).sqrt()], dim=-1)
 
 

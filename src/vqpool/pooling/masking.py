@@ -5,7 +5,26 @@ from torch import Tensor
 
 from vqpool.tensors import length_mask as length_mask  # re-exported for pooling
 
+# Frames stored in half precision are widened to fp32 a chunk of utterances of about this
+# many values at a time, which stays in the CPU cache: a whole-batch fp32 copy made fp16
+# pooling 6x slower than fp32 (B=256, L=200, D=768). A GPU converts the whole batch at once.
+CHUNK_VALUES = 2**20
+
+
+def chunk_rows(frames: Tensor) -> int:
+    """Utterances per cache-sized chunk of ``frames [B, L, D]`` (all of them on a GPU)."""
+    batch, length, dim = frames.shape
+    return batch if frames.device.type != "cpu" else max(1, CHUNK_VALUES // max(1, length * dim))
+
 
 def weighted_average(frames: Tensor, weights: Tensor) -> Tensor:
     """``sum_t w_t h_t`` accumulated in fp32 whatever the frames' dtype: ``[B, L, D] x [B, L] -> [B, D]``."""
-    return torch.einsum("bl,bld->bd", weights.float(), frames.float())
+    weights = weights.float()
+    if frames.dtype == torch.float32:
+        return torch.einsum("bl,bld->bd", weights, frames)
+    rows = chunk_rows(frames)
+    pooled = torch.empty(frames.shape[0], frames.shape[2], device=frames.device)
+    for start in range(0, frames.shape[0], rows):
+        chunk = slice(start, start + rows)
+        pooled[chunk] = torch.einsum("bl,bld->bd", weights[chunk], frames[chunk].float())
+    return pooled

@@ -6,12 +6,14 @@ whitening and soft-decay transforms of the AP vectors feed the baselines of sect
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, fields
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
@@ -54,14 +56,55 @@ def decay_singular_values(s: Tensor, alpha: float = SOFTDECAY_ALPHA) -> Tensor:
 
 
 def code_tuple_ids(codes: Tensor, codebook_size: int) -> Tensor:
-    """One integer per code tuple: ``sum_g q^g V^g``. ``[..., G] -> int64 [...]``.
+    """One integer per code tuple. ``[..., G] -> int64 [...]``.
 
-    Horner's rule, one codebook at a time: a loop over the few codebooks is much faster than a
-    reduction over a last dimension of size G."""
-    ids = codes[..., -1].long()
-    for g in reversed(range(codes.shape[-1] - 1)):
-        ids = torch.add(codes[..., g], ids, alpha=codebook_size)
-    return ids
+    While ``V^G`` fits int64, the exact id ``sum_g q^g V^g`` (Horner's rule, one codebook at a
+    time: a loop over the codebooks is much faster than a reduction over a last dimension of
+    size G). Beyond (e.g. G = 8, V = 1024, or 32 EnCodec/Mimi levels), a 64-bit simple
+    tabulation hash: the XOR of one fixed pseudo-random word per (codebook, code), `tuple_hash`.
+    Saved statistics hold these ids, so both rules are part of their format."""
+    if exact_tuple_ids(codebook_size, codes.shape[-1]):
+        ids = codes[..., -1].long()
+        for g in reversed(range(codes.shape[-1] - 1)):
+            ids = torch.add(codes[..., g], ids, alpha=codebook_size)
+        return ids
+    return tuple_hash(codes, codebook_size)
+
+
+def exact_tuple_ids(codebook_size: int, num_codebooks: int) -> bool:
+    """Whether `code_tuple_ids` is the exact ``sum_g q^g V^g`` (``V^G`` fits int64)."""
+    return codebook_size**num_codebooks <= torch.iinfo(torch.long).max
+
+
+def tuple_hash(codes: Tensor, codebook_size: int) -> Tensor:
+    """``[..., G]`` codes in ``[0, V)`` -> int64 ``[...]``: ``XOR_g T[g, q^g]``.
+
+    Simple tabulation hashing (Patrascu and Thorup) with ``T`` a fixed table of splitmix64 words:
+    two different tuples get one id with probability 2^-64, so among U distinct tuples a shared
+    id is expected about U^2 / 2^65 times (1e-5 for ten million tuples). Vectorised: one gather
+    per codebook, no ``V^G`` anything."""
+    groups = codes.shape[-1]
+    table = _hash_table(groups, codebook_size).to(codes.device).view(-1)
+    offsets = torch.arange(groups, device=codes.device) * codebook_size
+    words = table.index_select(0, (codes.reshape(-1, groups).long() + offsets).view(-1)).view(codes.shape)
+    while words.shape[-1] > 1:  # XOR is associative: fold halves, log2(G) passes
+        half = words.shape[-1] // 2
+        folded = words[..., :half] ^ words[..., half : 2 * half]
+        words = torch.cat([folded, words[..., 2 * half :]], -1) if words.shape[-1] % 2 else folded
+    return words[..., 0]
+
+
+@functools.lru_cache(maxsize=8)
+def _hash_table(num_codebooks: int, codebook_size: int) -> Tensor:
+    """``[G, V]`` int64: splitmix64 of ``g 2^32 + q``, the same on every machine (unsigned numpy
+    arithmetic wraps by definition)."""
+    g, q = np.meshgrid(np.arange(num_codebooks, dtype=np.uint64),
+                       np.arange(codebook_size, dtype=np.uint64), indexing="ij")
+    z = (g << np.uint64(32)) + q + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return torch.from_numpy(z.view(np.int64).copy())
 
 
 @dataclass(eq=False, repr=False)
@@ -107,6 +150,9 @@ class CorpusStats:
         progress: bool = True,
     ) -> CorpusStats:
         """Fit on a stream of ``(frames, lengths, codes)`` batches, one pass, never holding frames.
+
+        A store's ``(frames, lengths, codes, indices)`` batches (``store.batches(...)``) are
+        taken as they come.
 
         ``frames`` is ``[B, L, D]`` (padded), or ``[B, D]`` AP vectors already pooled (stores
         that keep pooled vectors only), or None; ``lengths`` ``[B]`` counts each utterance's true
@@ -208,16 +254,27 @@ class CorpusStats:
         with bar, closing(batches()) as stream:
             return cls.fit(stream, store.codebook_size, include=include, progress=False)
 
-    def tuple_frequency(self, codes: Tensor) -> Tensor:
+    def tuple_frequency(self, codes: Tensor, *, in_range: bool = False) -> Tensor:
         """``p(q_t)``: corpus count of each frame's code tuple / total frames, 0 for a tuple never
-        seen. ``[B, L, G] -> fp32 [B, L]`` on the codes' device; padding values are not checked."""
+        seen. ``[B, L, G] -> fp32 [B, L]`` on the codes' device; padding values are not checked.
+        ``in_range``: every code is known to lie in ``[0, V)`` (`pool` checked them)."""
         self._require("counts", "tuple frequencies (vq-sif)")
-        ids = code_tuple_ids(codes, self.codebook_size)
-        return (self._tuple_counts(ids.flatten()).view_as(ids).double() / self.total_frames).float()
+        if not in_range and not exact_tuple_ids(self.codebook_size, self.num_codebooks):
+            low, high = torch.aminmax(codes) if codes.numel() else (0, 0)
+            in_range = bool(low >= 0 and high < self.codebook_size)
+        if in_range or exact_tuple_ids(self.codebook_size, self.num_codebooks):
+            counts = self._tuple_counts(code_tuple_ids(codes, self.codebook_size).flatten())
+        else:  # the hash reads a table: tuples with codes outside [0, V) (padding) count 0
+            inside = ((codes >= 0) & (codes < self.codebook_size)).all(-1).flatten()
+            ids = code_tuple_ids(codes.clamp(0, self.codebook_size - 1), self.codebook_size)
+            counts = torch.where(inside, self._tuple_counts(ids.flatten()), 0)
+        return (counts.view(codes.shape[:-1]).double() / self.total_frames).float()
 
-    def check_codes(self, codes: Tensor, lengths: Tensor | None = None) -> None:
+    def check_codes(self, codes: Tensor, lengths: Tensor | None = None, *,
+                    bounds: tuple[int, int] | None = None) -> None:
         """Raise VqpoolError unless ``codes [B, L, G]`` matches the fitted G and V (values are
-        checked on the true frames only when ``lengths`` is given)."""
+        checked on the true frames only when ``lengths`` is given; ``bounds``, their least and
+        largest value when the caller knows them)."""
         self._require("counts", "codes")
         if codes.is_floating_point() or codes.dtype == torch.bool or codes.ndim != 3:
             raise VqpoolError(
@@ -228,28 +285,38 @@ class CorpusStats:
                 f"codes have G={codes.shape[-1]} codebooks but the corpus statistics were fitted "
                 f"with G={self.num_codebooks}"
             )
-        values = codes if lengths is None else codes[length_mask(lengths, codes.shape[1])]
-        if values.numel() and (values.min() < 0 or values.max() >= self.codebook_size):
+        if bounds is None:
+            values = codes if lengths is None else codes[length_mask(lengths, codes.shape[1])]
+            bounds = tuple(map(int, torch.aminmax(values))) if values.numel() else (0, 0)
+        if bounds[0] < 0 or bounds[1] >= self.codebook_size:
             raise VqpoolError(
-                f"codes range over [{int(values.min())}, {int(values.max())}] but the corpus "
+                f"codes range over [{bounds[0]}, {bounds[1]}] but the corpus "
                 f"statistics were fitted with V={self.codebook_size} (codes in [0, V))"
             )
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write one file atomically: every field plus a format tag, version and the constants."""
+    def state(self) -> dict:
+        """Every field plus the constants they were fitted with (what `save` writes)."""
         payload = {field.name: getattr(self, field.name) for field in fields(self)}
         payload.update(
             include=list(self.include), softdecay_alpha=SOFTDECAY_ALPHA, eigen_rtol=EIGEN_RTOL
         )
-        save_tagged(path, payload, format=FORMAT, version=FORMAT_VERSION)
+        return payload
+
+    @classmethod
+    def from_state(cls, payload: dict, where: str = "corpus statistics") -> CorpusStats:
+        missing = [field.name for field in fields(cls) if field.name not in payload]
+        if missing:
+            raise VqpoolError(f"{where}: corpus statistics lack {', '.join(missing)}")
+        return cls(**{field.name: payload[field.name] for field in fields(cls)})
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write one file atomically: `state` plus a format tag and version."""
+        save_tagged(path, self.state(), format=FORMAT, version=FORMAT_VERSION)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CorpusStats:
         payload = load_tagged(path, format=FORMAT, version=FORMAT_VERSION, what="corpus statistics")
-        missing = [field.name for field in fields(cls) if field.name not in payload]
-        if missing:
-            raise VqpoolError(f"{path}: corpus statistics file lacks {', '.join(missing)}")
-        return cls(**{field.name: payload[field.name] for field in fields(cls)})
+        return cls.from_state(payload, str(path))
 
     def _tuple_counts(self, ids: Tensor) -> Tensor:
         """Corpus count of each tuple id ``[N]``, 0 for ids never seen. A dense table of all
@@ -385,18 +452,16 @@ def _choose_parts(
 def _check_codebook_size(codebook_size: int | None, codes: Tensor) -> int:
     if codebook_size is None or codebook_size < 1:
         raise VqpoolError("CorpusStats.fit: pass codebook_size (V) when the batches carry codes")
-    if codebook_size ** codes.shape[-1] > torch.iinfo(torch.long).max:
-        raise VqpoolError(
-            f"V={codebook_size} ** G={codes.shape[-1]} code tuples overflow int64 tuple ids"
-        )
     return codebook_size
 
 
 def _check_batch(batch: Batch, index: int) -> Batch:
-    try:
-        frames, lengths, codes = batch
+    try:  # a store's batches also carry their indices, which fitting does not need
+        frames, lengths, codes, *indices = batch
+        if len(indices) > 1:
+            raise ValueError(f"{len(batch)} items")
     except (TypeError, ValueError) as error:
-        raise VqpoolError(f"batch {index}: expected a (frames, lengths, codes) tuple") from error
+        raise VqpoolError(f"batch {index}: expected a (frames, lengths, codes[, indices]) tuple") from error
     if not isinstance(lengths, Tensor) or lengths.ndim != 1 or lengths.is_floating_point():
         raise VqpoolError(f"batch {index}: lengths must be an integer tensor [B]")
     if frames is None and codes is None:

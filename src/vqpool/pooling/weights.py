@@ -22,22 +22,23 @@ def average(mask: Tensor) -> Tensor:
 
 def local_probability(codes: Tensor, mask: Tensor, codebook_size: int) -> Tensor:
     """vq-lp: ``w_t ∝ 1 / sum_g n_g(q_t^g)``, n_g counting the codes of this utterance."""
-    batch, length, groups = codes.shape
-    counts = torch.zeros(batch, codebook_size, groups, device=codes.device)
-    counts.scatter_add_(1, codes, mask[..., None].expand(-1, -1, groups).float())
-    return normalize(1 / sum(counts.gather(1, codes).unbind(-1)), mask)
+    total = partitions.per_code(codes, mask, codebook_size, total=True)
+    return normalize(1 / total.float(), mask)
 
 
 def global_probability(codes: Tensor, mask: Tensor, stats: CorpusStats, smoothing: float) -> Tensor:
     """vq-gp: ``w_t ∝ 1 / sum_g N_g(q_t^g)``, N_g the training corpus's counts plus ``smoothing``."""
-    counts = stats.code_counts.to(codes.device, torch.float32) + smoothing
-    total = sum(n[q] for n, q in zip(counts, codes.unbind(-1), strict=True))
+    groups, values = stats.code_counts.shape
+    offsets = torch.arange(groups, device=codes.device) * values
+    counts = stats.code_counts.to(codes.device).view(-1).index_select(0, (codes + offsets).view(-1))
+    # exact integer sums, smoothing added once: float32 would round counts above 2^24
+    total = counts.view(codes.shape).sum(-1).double() + groups * smoothing
     if smoothing == 0 and bool((total[mask] == 0).any()):
         raise VqpoolError(
             "vq-gp/vq-bp: some frames carry only codes never seen in the corpus statistics; "
             "use smoothing > 0 (default 1)"
         )
-    return normalize(1 / total, mask)
+    return normalize((1 / total).float(), mask)
 
 
 def both_probability(codes: Tensor, mask: Tensor, stats: CorpusStats, smoothing: float) -> Tensor:
@@ -48,7 +49,7 @@ def both_probability(codes: Tensor, mask: Tensor, stats: CorpusStats, smoothing:
 
 def sif(codes: Tensor, mask: Tensor, stats: CorpusStats, a: float) -> Tensor:
     """vq-sif: ``w_t ∝ a / (a + p(q_t))``, p the raw corpus frequency of the code tuple."""
-    return normalize(a / (a + stats.tuple_frequency(codes).to(codes.device)), mask)
+    return normalize(a / (a + stats.tuple_frequency(codes, in_range=True).to(codes.device)), mask)
 
 
 def partition(split: Callable[[Tensor, Tensor], Tensor], codes: Tensor, mask: Tensor) -> Tensor:

@@ -53,6 +53,7 @@ def _bar_names(tables: list[Table]) -> list[str]:
     names: list[str] = []
     for table in tables:
         stem = f"{BAR_PREFIX}{_slug(table.protocol)}-{_slug(table.upstream)}"
+        stem += "" if table.codes is None else f"-codes-{_slug(table.codes)}"
         name, count = f"{stem}.png", 1
         while name in names:
             count += 1
@@ -101,12 +102,12 @@ def _semantics(table: Table) -> str:
 def _summary(results: Results) -> str:
     sources = ", ".join(f"`{path}`" for path in results.sources)
     text = (f"{results.read} result rows read from {sources}; {len(results.rows)} kept, one per "
-            "(protocol, upstream, task, method) of each store and settings.")
+            "(protocol, upstream, code source, task, method) of each store and settings.")
     if results.superseded:
         text += (
             f" {len(results.superseded)} older row(s) were superseded by a newer run of the same"
-            " (protocol, upstream, task, method) on the same store with the same settings: the"
-            " newest timestamp wins."
+            " (protocol, upstream, code source, task, method) on the same store with the same"
+            " settings: the newest timestamp wins."
         )
     if results.skipped:
         text += f" {len(results.skipped)} line(s) that are not result rows were skipped."

@@ -67,10 +67,12 @@ def draw_frame_weights(
     """
     import torch
 
+    from vqpool.encode import Encoder
     from vqpool.pooling import Available, frame_weights, method_names
-    from vqpool.upstream import load_upstream
 
-    model = load_upstream(upstream, codebook=codebook, device=device)
+    # The encoder's path: the same audio handling, batching and fp16 frames as extract.
+    encoder = Encoder(upstream, "ap", codebook=codebook, device=device)
+    model = encoder.upstream
     corpus_stats = _load_stats(stats)
     if methods is None:  # Figure 3's panels
         methods = method_names(tag="frame-weights")
@@ -80,19 +82,18 @@ def draw_frame_weights(
         waveform = load_audio(audio, model.sample_rate, min_samples=model.min_samples)
     except BadAudioError as error:  # one file to draw: there is nothing to skip to
         raise error.without_hint() from None
-    output = model(torch.from_numpy(waveform)[None], torch.tensor([waveform.size]))
+    ((frames, codes),) = encoder.frames([waveform], sample_rate=model.sample_rate)
     chosen, skipped = _drawable(
         methods,
-        Available(codes=output.codes is not None, stats=corpus_stats is not None, frame_weights=True),
+        Available(codes=codes is not None, stats=corpus_stats is not None, frame_weights=True),
     )
-    length = int(output.frame_lengths[0])
+    length = frames.shape[0]
+    lengths = torch.tensor([length])
     weights = {
         method: frame_weights(
-            output.frame_lengths, output.codes, method=method, stats=corpus_stats, **pool_options
-        )[0, :length]
-        .float()
-        .cpu()
-        .numpy()
+            lengths, None if codes is None else codes[None], method=method, stats=corpus_stats,
+            **pool_options,
+        )[0, :length].float().cpu().numpy()
         for method in chosen
     }
     said = f", label {label!r}" if label not in (None, "") else ""

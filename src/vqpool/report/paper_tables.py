@@ -8,21 +8,14 @@ import csv
 from collections.abc import Mapping
 from functools import cache
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
+
+from vqpool.evaluate.results import header_summary
+from vqpool.paper import paper_upstream
 
 # The paper's corpus for each of its tasks: the same task on another corpus is not comparable.
 PAPER_CORPORA = {"kws": "speechcommands", "sid": "voxceleb1", "ic": "fluent", "er": "iemocap"}
 PAPER_TASKS = tuple(PAPER_CORPORA)
-PAPER_HUB_IDS = {
-    "facebook/wav2vec2-base": "base",
-    "facebook/wav2vec2-large": "large",
-    "facebook/wav2vec2-xls-r-300m": "xlsr",
-}
-# What a local copy's store header must show (Upstream.describe()): hidden size, and hidden
-# states returned (CNN/projection output + transformer blocks). A name alone proves nothing.
-PAPER_SIZES = {"base": (768, 13), "large": (1024, 25), "xlsr": (1024, 25)}
-_FOLDER_NAMES = {hub_id.split("/")[1]: name for hub_id, name in PAPER_HUB_IDS.items()}
 PROTOCOLS = {"1nn": "table1_unsupervised.csv", "probe": "table2_supervised.csv"}
 PROTOCOL_TITLES = {
     "1nn": "Unsupervised, 1-nearest-neighbour (paper Table 1)",
@@ -76,36 +69,12 @@ def task_label(task: str) -> str:
 
 
 def paper_upstream_of(row: Mapping[str, Any]) -> tuple[str | None, str]:
-    """The paper's name for a result row's upstream, or ``None`` and why it is not comparable.
-
-    A hub id of the paper's models is theirs. Anything else (a local folder named like one, or a
-    row declaring ``paper_upstream``) must also show the model's size in its store header.
-    """
-    spec = row.get("upstream")
-    if spec is None:
-        return None, "the results do not name their upstream"
-    described = row.get("store_header", {}).get("upstream")
-    described = described if isinstance(described, Mapping) else {}
-    dim, states = described.get("dim"), described.get("num_layers")
-    folder = _FOLDER_NAMES.get(Path(spec.rstrip("/")).name)
-    name = PAPER_HUB_IDS.get(spec) or row.get("paper_upstream") or folder
-    how = "named like" if name == folder else "declared as"
-    if name not in PAPER_SIZES:
-        return None, (
-            f"{spec} is not one of the paper's upstreams ({', '.join(PAPER_HUB_IDS)}, "
-            "or a local copy of one)"
-        )
-    if spec in PAPER_HUB_IDS and dim is None and states is None:
-        return name, ""
-    hidden, layers = PAPER_SIZES[name]
-    if dim != hidden or states not in (None, layers):
-        shown = "no model size" if dim is None else f"{dim}-dim frames"
-        shown += f" from {states} hidden states" if states is not None else ""
-        return None, (
-            f"{spec} is {how} the paper's {name} model, but its store header shows {shown}, "
-            f"not {hidden}-dim from {layers}"
-        )
-    return name, ""
+    """The paper's name for a result row's upstream, or ``None`` and why it is not comparable
+    (the rule of :func:`vqpool.paper.paper_upstream`, on what the row's store header shows:
+    rows of every vqpool version, see :func:`vqpool.evaluate.results.header_summary`)."""
+    shown = header_summary(row.get("store_header") or {})
+    return paper_upstream(row.get("upstream"), dim=shown["dim"], num_layers=shown["num_layers"],
+                          declared=row.get("paper_upstream"))
 
 
 def paper_task_mismatch(task: str, corpus: str | None) -> str | None:

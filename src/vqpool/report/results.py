@@ -1,7 +1,7 @@
 """Merging results files: one row per measurement, the newest run of it wins.
 
-A measurement is a (protocol, upstream, task, method) on one store with one set of settings.
-Benchmarks append, so a re-run of the same store and settings leaves the old row in the file:
+A measurement is a (protocol, upstream, code source, task, method) on one store with one set of
+settings. Benchmarks append, so a re-run of the same store and settings leaves the old row in the file:
 the row with the newest ``timestamp`` wins (on equal timestamps, the one read last) and the
 report says how many rows were superseded. Rows of other stores (two codebooks, two corpora of
 one task) or other settings (``semantics``, ``epochs``, ...) are other measurements: they are all
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vqpool.errors import VqpoolError
-from vqpool.evaluate.results import Skipped, parse_timestamp, read_rows
+from vqpool.evaluate.results import Skipped, codes_label, parse_timestamp, read_rows
 
 # Settings that say where a run happened or what it found, not what it measured.
 NOT_SETTINGS = ("device", "best_epochs")
@@ -46,7 +46,8 @@ def run_of(row: dict) -> tuple[str | None, str]:
 
 def measurement(row: dict) -> tuple:
     """What a newer row must share with an older one to supersede it."""
-    return (row["protocol"], row["upstream"], row["task"], row["method"], *run_of(row))
+    return (row["protocol"], row["upstream"], codes_label(row), row["task"], row["method"],
+            *run_of(row))
 
 
 def skipped_lines(skipped: list[Skipped], limit: int = 5) -> list[str]:
@@ -76,7 +77,8 @@ def _check_not_a_report(path: Path) -> None:
 
 
 def load_results(paths: list[str | os.PathLike]) -> Results:
-    """Read every file; keep the newest row of each measurement (`measurement`)."""
+    """Read every file; keep the newest row of each measurement (`measurement`): stores of one
+    upstream with codes from elsewhere, like any other store, are other results."""
     if not paths:
         raise VqpoolError("no results files given")
     newest: dict[tuple, tuple[datetime, dict]] = {}

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
+from vqpool.evaluate.results import codes_label, header_summary, sources_title
 from vqpool.report.paper_tables import (
     CAVEATS,
     PAPER_TASKS,
@@ -60,6 +61,7 @@ class Table:
     avg_tasks: dict[str, list[str]]  # the tasks behind each method's AVG
     rows: list[dict]  # the results behind the table
     no_paper: list[str]  # why paper figures are missing (for the upstream, or some tasks)
+    codes: str | None = None  # codes from elsewhere (`extract --codes-from`), e.g. "encodec_24khz x8"
     # A column is a task, or "task · variant" when the task ran on several stores or settings.
     column_task: dict[str, str] = field(default_factory=dict)
     column_variant: dict[str, str] = field(default_factory=dict)
@@ -71,6 +73,9 @@ class Table:
 
     @property
     def upstream_title(self) -> str:
+        if self.codes is not None:  # "frames: wav2vec2-base mean; codes: encodec_24khz x8"
+            layers = header_summary(self.rows[0].get("store_header") or {}).get("layers")
+            return sources_title(self.upstream, layers, self.codes)
         if self.paper_upstream is None:
             return self.upstream
         return f"{self.upstream} (paper: {PAPER_UPSTREAM_TITLES.get(self.paper_upstream, self.paper_upstream)})"
@@ -215,7 +220,7 @@ def _ci95(row: dict) -> tuple[float, float] | None:
     return None  # rows written before vqpool kept an interval
 
 
-def build_table(protocol: str, upstream: str, rows: list[dict]) -> Table:
+def build_table(protocol: str, upstream: str, rows: list[dict], codes: str | None = None) -> Table:
     paper_upstream, no_paper = _paper_upstream(rows)
     columns, task_of, variant_of, column_of = _columns(rows)
     methods = _order(list(dict.fromkeys(row["method"] for row in rows)), method_order(protocol))
@@ -242,22 +247,24 @@ def build_table(protocol: str, upstream: str, rows: list[dict]) -> Table:
     column_rows = {c: [row for row in rows if column_of[id(row)] == c] for c in columns}
     return Table(
         protocol, upstream, paper_upstream, columns, methods, cells, avg_tasks, rows, no_paper,
-        task_of, variant_of, column_rows,
+        codes, task_of, variant_of, column_rows,
     )
 
 
 def build_tables(rows: list[dict]) -> list[Table]:
-    """One table per (protocol, upstream): known protocols first, upstreams in the order read."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    """One table per (protocol, upstream, code source): known protocols first, upstreams in the
+    order read."""
+    groups: dict[tuple[str, str, str | None], list[dict]] = {}
     for row in rows:  # the schema allows a null upstream (a store header that named none)
-        groups.setdefault((row["protocol"], row["upstream"] or "unknown upstream"), []).append(row)
+        key = (row["protocol"], row["upstream"] or "unknown upstream", codes_label(row))
+        groups.setdefault(key, []).append(row)
     protocols = _order(
-        list(dict.fromkeys(protocol for protocol, _ in groups)), tuple(PROTOCOL_TITLES)
+        list(dict.fromkeys(protocol for protocol, _, _ in groups)), tuple(PROTOCOL_TITLES)
     )
     return [
-        build_table(protocol, upstream, group)
+        build_table(protocol, upstream, group, codes)
         for protocol in protocols
-        for (p, upstream), group in groups.items()
+        for (p, upstream, codes), group in groups.items()
         if p == protocol
     ]
 

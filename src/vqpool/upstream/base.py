@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -23,8 +24,20 @@ from vqpool.tensors import length_mask
 
 if TYPE_CHECKING:
     from vqpool.upstream.codebook import KMeansCodebook
+    from vqpool.upstream.codes import CodeSource
 
 LAYER_SPEC_HELP = "'mean' (all layers), 'last', one index 'N', or a list 'a,b,c' (their mean)"
+
+
+class Keys(NamedTuple):
+    """What a batch's waveforms are, for code sources that look codes up (precomputed units):
+    each one's utterance id, and where its first frame lies in that utterance."""
+
+    ids: Sequence[str] | None = None
+    first_frames: Sequence[int] | None = None
+
+    def take(self, rows: list[int]) -> Keys:
+        return Keys(*(None if given is None else [given[row] for row in rows] for given in self))
 
 
 class UpstreamOutput(NamedTuple):
@@ -64,8 +77,14 @@ def parse_layers(spec: str, num_layers: int, named: tuple[str, ...] = ()) -> str
     return tuple(index % num_layers for index in indices)
 
 
-def select_layers(hidden: Hidden, selection: str | tuple[int, ...]) -> Tensor:
-    """The chosen representation in fp32: a named one, or the element-wise mean of some layers."""
+Selection = str | tuple[int, ...]  # a named representation, or the layers to average
+
+
+def select_layers(hidden: Hidden, selection: Selection | list[Selection]) -> Tensor:
+    """The chosen representation in fp32: a named one, or the element-wise mean of some layers;
+    a list of selections gives their concatenation (a codebook fitted on several layers)."""
+    if isinstance(selection, list):
+        return torch.cat([select_layers(hidden, one) for one in selection], dim=-1)
     if isinstance(selection, str):
         return hidden.named[selection].float()
     # A running sum, not a stack: 25 layers of a large model would need 25 more copies.
@@ -104,6 +123,7 @@ class Upstream(ABC):
     min_samples: int  # the shortest input giving one frame
     num_codebooks: int | None = None
     codebook_size: int | None = None
+    code_source: CodeSource | None = None  # codes from elsewhere (`attach_codes`)
 
     def __init__(
         self,
@@ -115,27 +135,48 @@ class Upstream(ABC):
         self.layers = layers
         self.selection = self._parse(layers)
         self.device = resolve_device(device)
-        self.codebook = codebook
+        self.codebook = None
         if codebook is not None:
-            self.codebook_selection = self._parse(codebook.layer)
-            expected_dim = self.dim_of(self.codebook_selection)
-            if codebook.upstream != self.name or codebook.dim != expected_dim:
-                raise VqpoolError(
-                    f"codebook {codebook.path}: fitted on {codebook.upstream!r} layer "
-                    f"{codebook.layer!r} (dimension {codebook.dim}), not on {self.name!r} "
-                    f"(dimension {expected_dim}); fit one for this upstream with "
-                    "`vqpool codebook fit`"
-                )
-            self.num_codebooks, self.codebook_size = codebook.num_codebooks, codebook.codebook_size
+            self.attach_codebook(codebook)
+
+    def attach_codebook(self, codebook: KMeansCodebook) -> None:
+        """Take codes from ``codebook`` (fitted on this upstream) from now on."""
+        self.codebook_selection = self.codebook_input(codebook)
+        self.codebook, self.code_source = codebook, None
+        self.num_codebooks, self.codebook_size = codebook.num_codebooks, codebook.codebook_size
+
+    def codebook_input(self, codebook: KMeansCodebook) -> list[Selection]:
+        """The selections whose concatenation ``codebook`` quantizes; refuses a codebook of
+        another upstream or dimension."""
+        selections = [self._parse(layer) for layer in codebook.layers]
+        expected_dim = sum(map(self.dim_of, selections))
+        if codebook.upstream != self.name or codebook.dim != expected_dim:
+            raise VqpoolError(
+                f"codebook {codebook.path}: fitted on {codebook.upstream!r} layer "
+                f"{','.join(codebook.layers)!r} (dimension {codebook.dim}), not on {self.name!r} "
+                f"(dimension {expected_dim}); fit one for this upstream with "
+                "`vqpool codebook fit`"
+            )
+        return selections
+
+    def attach_codes(self, source: CodeSource) -> None:
+        """Take codes from ``source`` (a codec, another upstream's codebook, unit files) from
+        now on, aligned to this upstream's frames (`vqpool.upstream.codes.align_codes`)."""
+        self.codebook, self.code_source = None, source
+        self.num_codebooks, self.codebook_size = source.num_codebooks, source.codebook_size
 
     @property
     def dim(self) -> int:
         return self.dim_of(self.selection)
 
-    def dim_of(self, selection: str | tuple[int, ...]) -> int:
+    def dim_of(self, selection: Selection | list[Selection]) -> int:
+        if isinstance(selection, list):
+            return sum(map(self.dim_of, selection))
         return self.named_dims[selection] if isinstance(selection, str) else self.layer_dim
 
-    def _parse(self, layers: str) -> str | tuple[int, ...]:
+    def _parse(self, layers: str | Sequence[str]) -> Selection | list[Selection]:
+        if not isinstance(layers, str):
+            return [parse_layers(one, self.num_layers, tuple(self.named_dims)) for one in layers]
         return parse_layers(layers, self.num_layers, tuple(self.named_dims))
 
     @abstractmethod
@@ -150,9 +191,10 @@ class Upstream(ABC):
         """JSON-able description for store headers: enough to redo the extraction."""
         import numpy
 
-        codes = (
-            "codebook" if self.codebook is not None else "quantizer" if self.num_codebooks else None
-        )
+        if self.code_source is not None:
+            codes = self.code_source.kind
+        else:
+            codes = "codebook" if self.codebook is not None else "quantizer" if self.num_codebooks else None
         return {
             "spec": self.name,
             "kind": self.kind,
@@ -166,6 +208,8 @@ class Upstream(ABC):
             "num_codebooks": self.num_codebooks,
             "codebook_size": self.codebook_size,
             "codebook": None if self.codebook is None else self.codebook.describe(),
+            # only present with codes from elsewhere, so headers of other stores do not change
+            **({} if self.code_source is None else {"code_source": self.code_source.describe()}),
             "versions": {
                 "vqpool": __version__,
                 "torch": torch.__version__,
@@ -176,13 +220,22 @@ class Upstream(ABC):
 
     @torch.inference_mode()
     def __call__(
-        self, waveforms: Tensor, lengths: Tensor, *, layers: str | None = None
+        self,
+        waveforms: Tensor,
+        lengths: Tensor,
+        *,
+        layers: str | Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+        first_frames: Sequence[int] | None = None,
     ) -> UpstreamOutput:
         """Frames and codes of a zero-padded batch ``[B, N]`` with true ``lengths`` ``[B]``.
 
         ``layers`` overrides the upstream's frame selection for this call (codebook fitting
-        uses it). Models that do not pad safely are run once per distinct length, so the result
-        never depends on how utterances were batched.
+        uses it; a list concatenates several). Models that do not pad safely are run once per
+        distinct length, so the result never depends on how utterances were batched.
+        ``ids`` name the utterances, for a code source of precomputed units; ``first_frames``
+        (default 0) is where each waveform's first frame lies in its utterance, when a waveform
+        is a window of a longer one (units are looked up for the whole utterance).
         """
         selection = self.selection if layers is None else self._parse(layers)
         waveforms = torch.as_tensor(waveforms, dtype=torch.float32).to(self.device)
@@ -197,12 +250,18 @@ class Upstream(ABC):
                 f"lengths must lie between {self.min_samples} samples (one frame) and the padded "
                 f"length {waveforms.shape[1]}; got {lengths.tolist()}"
             )
+        batch = waveforms.shape[0]
+        for name, given in (("ids", ids), ("first_frames", first_frames)):
+            if given is not None and len(given) != batch:
+                raise ParameterError(name, f"has {len(given)} entries for a batch of {batch}")
+        keys = Keys(ids, first_frames)
         if self.pads_safely or bool((lengths == lengths[0]).all()):
-            return self._run(waveforms[:, : int(lengths.max())], lengths, selection)
-        return self._run_by_length(waveforms, lengths, selection)
+            return self._run(waveforms[:, : int(lengths.max())], lengths, selection, keys)
+        return self._run_by_length(waveforms, lengths, selection, keys)
 
     def _run(
-        self, waveforms: Tensor, lengths: Tensor, selection: str | tuple[int, ...]
+        self, waveforms: Tensor, lengths: Tensor, selection: Selection | list[Selection],
+        keys: Keys | None = None,
     ) -> UpstreamOutput:
         # Padding is zeroed so what lies beyond an utterance never depends on the caller.
         waveforms = waveforms * length_mask(lengths, waveforms.shape[1])
@@ -211,7 +270,10 @@ class Upstream(ABC):
         num_frames = int(frame_lengths.max())
         valid = length_mask(frame_lengths, num_frames)
         frames = select_layers(hidden, selection)[:, :num_frames] * valid[..., None]
-        if self.codebook is not None:
+        if self.code_source is not None:
+            codes = self.code_source.frame_codes(self, waveforms, lengths, hidden, frame_lengths,
+                                                 keys or Keys())
+        elif self.codebook is not None:
             codebook_input = select_layers(hidden, self.codebook_selection)
             codes = self.codebook.encode(codebook_input[:, :num_frames])
         else:
@@ -221,7 +283,7 @@ class Upstream(ABC):
         return UpstreamOutput(frames, frame_lengths, codes)
 
     def _run_by_length(
-        self, waveforms: Tensor, lengths: Tensor, selection: str | tuple[int, ...]
+        self, waveforms: Tensor, lengths: Tensor, selection: Selection | list[Selection], keys: Keys
     ) -> UpstreamOutput:
         frame_lengths = self.num_frames(lengths)
         batch, num_frames = lengths.shape[0], int(frame_lengths.max())
@@ -229,7 +291,7 @@ class Upstream(ABC):
         codes = None
         for length in lengths.unique().tolist():
             rows = (lengths == length).nonzero().squeeze(1)
-            part = self._run(waveforms[rows, :length], lengths[rows], selection)
+            part = self._run(waveforms[rows, :length], lengths[rows], selection, keys.take(rows.tolist()))
             frames[rows, : part.frames.shape[1]] = part.frames
             if part.codes is not None:
                 if codes is None:

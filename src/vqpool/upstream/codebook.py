@@ -51,9 +51,16 @@ class KMeansCodebook:
         return sum(c.shape[1] for c in self.centroids)
 
     @property
-    def layer(self) -> str:
-        """What was quantized: a layer spec of the upstream, or a named representation ("cnn")."""
-        return self.settings["layer"]
+    def layer(self) -> str | None:
+        """What was quantized: a layer spec of the upstream, or a named representation ("cnn");
+        None for a codebook per layer (`layers`)."""
+        return self.settings.get("layer")
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The layer specs whose concatenation is quantized: ``(layer,)``, or one per layer of
+        a per-layer codebook (``vqpool codebook fit --layers 6,9,12``)."""
+        return tuple(self.settings.get("layers") or (self.settings["layer"],))
 
     @property
     def upstream(self) -> str:
@@ -68,9 +75,13 @@ class KMeansCodebook:
         num_codebooks: int = 2,
         codebook_size: int = 320,
         seed: int = 0,
+        layer_dims: Sequence[int] | None = None,
         **settings: Any,
     ) -> KMeansCodebook:
-        """Fit on ``frames [N, D]``; ``settings`` (upstream, layer, ...) are saved with the codebook."""
+        """Fit on ``frames [N, D]``; ``settings`` (upstream, layer, ...) are saved with the codebook.
+
+        ``layer_dims`` says that the frames are several layers side by side: each layer is then
+        cut into ``num_codebooks`` chunks of its own (G = layers x ``num_codebooks``)."""
         from sklearn import __version__ as sklearn_version
         from sklearn.cluster import MiniBatchKMeans
         from threadpoolctl import threadpool_limits
@@ -82,12 +93,17 @@ class KMeansCodebook:
                 "codebook_size", f"is {codebook_size}, but there are only {count} frames to fit the "
                 "centroids: use more audio or a smaller size"
             )
-        if not 1 <= num_codebooks <= dim:
+        dims = list(layer_dims or [dim])
+        if sum(dims) != dim:
+            raise ParameterError("layer_dims", f"add up to {sum(dims)}, but the frames have {dim} dimensions")
+        if not 1 <= num_codebooks <= min(dims):
             raise ParameterError(
-                "num_codebooks", f"is {num_codebooks}: it must lie between 1 and the dimension {dim}"
+                "num_codebooks", f"is {num_codebooks}: it must lie between 1 and the dimension {min(dims)}"
             )
+        parts = np.split(frames, np.cumsum(dims)[:-1], axis=1)
+        chunks = [chunk for part in parts for chunk in np.array_split(part, num_codebooks, axis=1)]
         centroids, inertia = [], []
-        for chunk in np.array_split(frames, num_codebooks, axis=1):
+        for chunk in chunks:
             kmeans = MiniBatchKMeans(
                 n_clusters=codebook_size, random_state=seed, n_init=3, batch_size=1024
             )
@@ -100,7 +116,8 @@ class KMeansCodebook:
             inertia.append(float(kmeans.inertia_) / count)
         settings = {
             **settings,
-            "num_codebooks": num_codebooks,
+            "num_codebooks": len(chunks),
+            **({} if layer_dims is None else {"codebooks_per_layer": num_codebooks}),
             "codebook_size": codebook_size,
             "dim": dim,
             "seed": seed,
@@ -178,13 +195,14 @@ def sample_frames(
     upstream: Upstream,
     paths: Sequence[str | os.PathLike],
     *,
-    layer: str,
+    layer: str | Sequence[str],
     max_frames: int,
     seed: int = 0,
     batch_size: int = 8,
     progress: bool = True,
 ) -> tuple[Tensor, int]:
-    """Up to ``max_frames`` frames of ``layer`` from utterances drawn at random, and how many were read.
+    """Up to ``max_frames`` frames of ``layer`` (a list: several layers side by side) from
+    utterances drawn at random, and how many were read.
 
     Utterances are read in a seeded random order until enough frames are in, so the model only
     runs on what the sample needs; the surplus of the last batch is dropped at random. The
@@ -232,23 +250,35 @@ def fit_codebook(
     paths: Sequence[str | os.PathLike],
     *,
     layer: str = "mean",
-    num_codebooks: int = 2,
+    layers: Sequence[str] | None = None,
+    num_codebooks: int | None = None,
     codebook_size: int = 320,
     max_frames: int = 200_000,
     seed: int = 0,
     progress: bool = True,
 ) -> KMeansCodebook:
-    """Fit a codebook for ``upstream`` on frames of ``layer`` sampled from the audio at ``paths``."""
+    """Fit a codebook for ``upstream`` on frames of ``layer`` sampled from the audio at ``paths``:
+    ``num_codebooks`` (default 2) chunks of that representation. ``layers`` (``["6", "9",
+    "12"]``) instead fits a codebook per layer, each cut into ``num_codebooks`` (default 1)
+    chunks, so G = len(layers) x num_codebooks: codes that say which frames repeat a unit at
+    several depths of the model."""
+    if layers is not None:
+        layers = [str(one).strip() for one in layers]
+        if not layers or len(set(layers)) != len(layers):
+            raise ParameterError("layers", f"must name distinct layers; got {layers}")
+        dims = [upstream.dim_of(upstream._parse(one)) for one in layers]
     frames, used = sample_frames(
-        upstream, paths, layer=layer, max_frames=max_frames, seed=seed, progress=progress
+        upstream, paths, layer=layer if layers is None else layers, max_frames=max_frames, seed=seed,
+        progress=progress,
     )
+    per_layer = {} if layers is None else {"layer": None, "layers": layers, "layer_dims": dims}
     return KMeansCodebook.fit(
         frames,
-        num_codebooks=num_codebooks,
+        num_codebooks=num_codebooks or (2 if layers is None else 1),
         codebook_size=codebook_size,
         seed=seed,
         upstream=upstream.name,
-        layer=layer,
+        **({"layer": layer} | per_layer),
         max_frames=max_frames,
         num_utterances=used,
     )

@@ -41,20 +41,20 @@ def near_names(spec: str) -> list[str]:
     return get_close_matches(spec.lower(), BUILTIN_UPSTREAMS, n=len(BUILTIN_UPSTREAMS), cutoff=0.6)
 
 
-def _missing_model(spec: str, allow_download: bool, error: Exception) -> VqpoolError:
+def _missing_model(spec: str, allow_download: bool, error: Exception, parameter: str = "upstream") -> VqpoolError:
     from huggingface_hub.constants import HF_HUB_CACHE, HF_HUB_OFFLINE
 
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:  # a path, not "namespace/name"
         return VqpoolError(f"{spec}: no such model directory")
     from vqpool.upstream import BUILTIN_UPSTREAMS
 
-    near = near_names(spec)
+    near = near_names(spec) if parameter == "upstream" else []  # codes_from names no upstream
     guess = (f"{spec!r} is not a built-in upstream: did you mean {' or '.join(near)}? (The "
              f"built-in upstreams are {' and '.join(BUILTIN_UPSTREAMS)}; any other name is taken "
              "for a transformers model.) As a model, ") if near else ""
     model = "it" if near else f"model {spec!r}"
     if allow_download and not HF_HUB_OFFLINE:
-        return ParameterError("upstream", f"{guess}{model} could not be downloaded from the "
+        return ParameterError(parameter, f"{guess}{model} could not be downloaded from the "
                               f"Hugging Face hub: {error}")
     how = (
         "unset HF_HUB_OFFLINE and allow downloads ({allow_download}) to fetch it"
@@ -62,24 +62,32 @@ def _missing_model(spec: str, allow_download: bool, error: Exception) -> VqpoolE
         else "allow downloads ({allow_download}) to fetch it once"
     )
     return ParameterError(
-        "upstream", f"{guess}{model} is neither a local directory nor in the Hugging Face "
+        parameter, f"{guess}{model} is neither a local directory nor in the Hugging Face "
         f"cache ({HF_HUB_CACHE}). Download it into that cache ({how}, or run `hf download {spec}`), "
         "or pass the path of a directory holding its config.json, weights and "
         "preprocessor_config.json."
     )
 
 
-def _load(spec: str, allow_download: bool) -> tuple[Any, dict[str, Any]]:
-    """The model (pre-training class when it has a quantizer) and its feature-extractor settings."""
-    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForPreTraining
+def load_config(spec: str, allow_download: bool, parameter: str = "upstream") -> Any:
+    """A transformers model's config from a folder, or the hub (cache only unless downloads are
+    allowed); what is missing is said in one error naming ``parameter``."""
+    from transformers import AutoConfig
 
-    local_only = not allow_download
     try:
-        config = AutoConfig.from_pretrained(spec, local_files_only=local_only)
+        return AutoConfig.from_pretrained(spec, local_files_only=not allow_download)
     except (OSError, ValueError) as error:
         if Path(spec).is_dir():
             raise VqpoolError(f"{spec}: not a transformers model directory ({error})") from error
-        raise _missing_model(spec, allow_download, error) from error
+        raise _missing_model(spec, allow_download, error, parameter) from error
+
+
+def _load(spec: str, allow_download: bool) -> tuple[Any, dict[str, Any]]:
+    """The model (pre-training class when it has a quantizer) and its feature-extractor settings."""
+    from transformers import AutoFeatureExtractor, AutoModel, AutoModelForPreTraining
+
+    local_only = not allow_download
+    config = load_config(spec, allow_download)
     pretraining = any(name.endswith("ForPreTraining") for name in config.architectures or ())
     loader = AutoModelForPreTraining if pretraining else AutoModel
     try:
@@ -169,7 +177,7 @@ class TransformersUpstream(Upstream):
         # that norm. Keep the version-independent definition.
         layers = [*outputs.hidden_states[:-1], outputs.last_hidden_state]
         codes = None
-        if self.quantizer is not None and self.codebook is None:
+        if self.quantizer is not None and self.codebook is None and self.code_source is None:
             logits = self.quantizer.weight_proj(outputs.extract_features)
             shape = (self.quantizer.num_groups, self.quantizer.num_vars)
             codes = logits.unflatten(-1, shape).argmax(dim=-1)

@@ -1,0 +1,61 @@
+"""The feature store: frames and codes of a whole corpus in a few large memory-mapped files.
+
+``format`` fixes the layout, names, dtypes and index lines; ``header`` the typed, versioned
+``header.json`` (``StoreHeader``); ``protocol`` what readers rely on (``Store``, implemented by
+``FeatureStore`` and by the tests' in-memory store); ``writer`` writes with a commit
+protocol that survives SIGKILL; ``reader`` reads (``FeatureStore``). The store package imports
+nothing of vqpool above ``errors``, ``io`` and ``rows``.
+"""
+
+from vqpool.store.format import (
+    DTYPES,
+    HEADER,
+    INDEX,
+    POOLED_DTYPE,
+    SEALED,
+    SHARD_BYTES,
+    SKIPPED,
+    Record,
+    read_index,
+    shard_path,
+    store_status,
+    stream_dtype,
+)
+from vqpool.store.header import (
+    FORMAT_VERSION,
+    Job,
+    PooledOnly,
+    StoreHeader,
+    UpstreamInfo,
+    read_header,
+)
+from vqpool.store.protocol import Batch, Store, length_batches, split_indices
+from vqpool.store.reader import FeatureStore
+from vqpool.store.writer import StoreWriter
+
+__all__ = [
+    "DTYPES",
+    "FORMAT_VERSION",
+    "HEADER",
+    "INDEX",
+    "POOLED_DTYPE",
+    "SEALED",
+    "SHARD_BYTES",
+    "SKIPPED",
+    "Batch",
+    "FeatureStore",
+    "Job",
+    "PooledOnly",
+    "Record",
+    "Store",
+    "StoreHeader",
+    "StoreWriter",
+    "UpstreamInfo",
+    "read_header",
+    "length_batches",
+    "read_index",
+    "shard_path",
+    "split_indices",
+    "store_status",
+    "stream_dtype",
+]

@@ -1,0 +1,169 @@
+"""Reading a store: FeatureStore, memory-mapped."""
+
+import csv
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vqpool.errors import VqpoolError
+from vqpool.store.format import (
+    INDEX,
+    SEALED,
+    SKIPPED,
+    read_index,
+    shard_path,
+    stream_dtype,
+)
+from vqpool.store.header import StoreHeader, read_header
+from vqpool.store.protocol import Batch, length_batches, split_indices
+
+
+class FeatureStore:
+    """Read access to a store written by :func:`vqpool.extract.extract` (a ``Store``).
+
+    ``store[i]`` is ``(frames fp32 [T, D], codes int64 [T, G] | None, meta)``; frames are
+    ``None`` in a pooled-only store, which offers ``pooled(method)`` instead. Store order is the
+    extraction order (longest utterance first); ``meta`` carries each utterance's ``id``.
+    An unfinished store is refused unless ``allow_partial``; then only committed utterances show.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, allow_partial: bool = False) -> None:
+        self.path = Path(path)
+        self.header: StoreHeader = read_header(self.path)
+        self._records, _ = read_index(self.path)
+        self.complete = (self.path / SEALED).is_file()
+        if self.complete:
+            expected = json.loads((self.path / SEALED).read_text(encoding="utf-8"))["num_utterances"]
+            if len(self._records) != expected:
+                raise VqpoolError(
+                    f"{self.path}: damaged store: {expected} utterances were written but only "
+                    f"{len(self._records)} are intact (a shard or {INDEX} was cut); extract it again"
+                )
+        elif not allow_partial:
+            raise VqpoolError(
+                f"{self.path}: unfinished store ({len(self._records)} of "
+                f"{self.header.job.num_utterances} utterances): finish it with "
+                "`vqpool extract ... --resume`, or open it with allow_partial=True"
+            )
+        self.meta: list[dict[str, Any]] = [record["meta"] for record in self._records]
+        self.num_frames = np.array([m["num_frames"] for m in self.meta], dtype=np.int64)
+        # Each utterance's position in the extraction plan; merging rank stores sorts by it.
+        self.orders: list[int] = [record["order"] for record in self._records]
+        self._maps: dict[tuple[str, int], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @property
+    def has_frames(self) -> bool:
+        return "frames" in self.header.streams
+
+    @property
+    def dim(self) -> int:
+        return self.header.upstream.dim
+
+    @property
+    def num_codebooks(self) -> int | None:
+        return self.header.upstream.num_codebooks
+
+    @property
+    def codebook_size(self) -> int | None:
+        return self.header.upstream.codebook_size
+
+    @property
+    def pooled_methods(self) -> tuple[str, ...]:
+        return self.header.pooled_methods
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        """Files skipped as bad audio (``path``, ``reason``)."""
+        if not (self.path / SKIPPED).is_file():
+            return []
+        with open(self.path / SKIPPED, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    def indices(self, split: str | None = None) -> list[int]:
+        """Positions of the utterances in ``split`` (all when None; none for a standard split it lacks)."""
+        return split_indices(self.meta, split, where=str(self.path))
+
+    def array(self, i: int, stream: str) -> np.ndarray:
+        """Utterance ``i``'s raw array in ``stream`` (a read-only view of the memory map)."""
+        shard, offset, nbytes = self._records[i]["data"][stream]
+        flat = self._map(stream, shard)[offset : offset + nbytes].view(stream_dtype(stream))
+        return flat if stream.startswith("pooled-") else flat.reshape(int(self.num_frames[i]), -1)
+
+    def _map(self, stream: str, shard: int) -> np.ndarray:
+        """One shard's bytes, memory-mapped once."""
+        if (stream, shard) not in self._maps:
+            self._maps[stream, shard] = np.memmap(shard_path(self.path, stream, shard), dtype=np.uint8, mode="r")
+        return self._maps[stream, shard]
+
+    def __getitem__(self, i: int) -> tuple[Tensor | None, Tensor | None, dict[str, Any]]:
+        i = range(len(self))[i]
+        frames = torch.from_numpy(self.array(i, "frames").astype(np.float32)) if self.has_frames else None
+        codes = self._codes(i)
+        return frames, codes, dict(self.meta[i])
+
+    def _codes(self, i: int) -> Tensor | None:
+        if "codes" not in self.header.streams:
+            return None
+        return torch.from_numpy(self.array(i, "codes").astype(np.int64))
+
+    def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = 65536) -> Iterator[Batch]:
+        """Padded ``(frames fp32 [B, L, D], lengths [B], codes int64 [B, L, G] | None, indices)``.
+
+        Utterances are sorted longest first and grouped so that ``B * L <= max_frames``
+        (:func:`~vqpool.store.protocol.length_batches`). Padding is 0. Frames are None in a
+        pooled-only store (its codes still come, for code statistics).
+        """
+        chosen = range(len(self)) if indices is None else indices
+        for batch in length_batches(self.num_frames, chosen, max_frames):
+            yield self._collate(batch)
+
+    def _collate(self, batch: list[int]) -> Batch:
+        lengths = self.num_frames[batch]
+        padded = {}
+        for stream, dtype, width in (("frames", np.float32, self.dim), ("codes", np.int64, self.num_codebooks)):
+            if stream in self.header.streams:
+                buffer = np.zeros((len(batch), lengths.max(), width), dtype=dtype)
+                for row, i in enumerate(batch):
+                    buffer[row, : lengths[row]] = self.array(i, stream)
+                padded[stream] = torch.from_numpy(buffer)
+        return padded.get("frames"), torch.from_numpy(lengths), padded.get("codes"), list(batch)
+
+    def pooled(self, method: str) -> Tensor:
+        """``[N, D']`` fp32 vectors pooled at extraction time (pooled-only stores)."""
+        if method not in self.pooled_methods:
+            raise VqpoolError(
+                f"{self.path}: no pooled vectors for {method!r} (this store has: "
+                f"{', '.join(self.pooled_methods) or 'none, it keeps frames'})"
+            )
+        stream, dim = f"pooled-{method}", self.header.pooled_only.dims[method]
+        parts = [self._map(stream, shard)[start:end] for shard, start, end in self._runs(stream, dim)]
+        flat = np.concatenate(parts) if parts else np.zeros(0, np.uint8)  # one copy, off the maps
+        return torch.from_numpy(flat.view(stream_dtype(stream)).reshape(len(self), dim))
+
+    def _runs(self, stream: str, width: int) -> list[list[int]]:
+        """``[shard, start, end]`` byte ranges holding ``stream``'s fixed-width entries in store
+        order. The writer appends them back to back, so a shard is one range; entries that lie
+        otherwise (any other layout the index may describe) just make more, shorter ranges."""
+        size = width * stream_dtype(stream).itemsize
+        runs: list[list[int]] = []
+        for record in self._records:
+            shard, offset, nbytes = record["data"][stream]
+            if nbytes != size:
+                raise VqpoolError(
+                    f"{self.path}: damaged store: an entry of {stream} holds {nbytes} bytes, not "
+                    f"{size} ({width} values); extract it again"
+                )
+            if runs and runs[-1][0] == shard and runs[-1][2] == offset:
+                runs[-1][2] += nbytes
+            else:
+                runs.append([shard, offset, offset + nbytes])
+        return runs

@@ -1,0 +1,65 @@
+"""FeatureStore and the tests' in-memory store are one ``Store``: same batches, same order, same
+tuples, same splits; and what ``store.batches`` yields is what ``CorpusStats.fit`` takes."""
+
+import pytest
+import torch
+from memstore import MemoryStore
+
+from toy_headers import toy_header
+from vqpool.errors import VqpoolError
+from vqpool.pooling import CorpusStats
+from vqpool.store import FeatureStore, Store, StoreWriter
+
+DIM, GROUPS, CODES = 4, 2, 50
+LENGTHS = [5, 17, 1, 9, 17, 2, 11, 3]  # two of 17 frames: ties keep their given order
+
+
+def both(tmp_path) -> tuple[FeatureStore, MemoryStore]:
+    generator = torch.Generator().manual_seed(0)
+    # Multiples of 1/4 in [-4, 4) are exact in the store's fp16: both stores hold equal frames.
+    frames = [torch.randint(-16, 16, (t, DIM), generator=generator) / 4 for t in LENGTHS]
+    codes = [torch.randint(0, CODES, (t, GROUPS), generator=generator) for t in LENGTHS]
+    meta = [{"id": f"u{i}", "split": "train" if i % 3 else "test", "num_frames": t} for i, t in enumerate(LENGTHS)]
+    header = toy_header(dim=DIM, num_codebooks=GROUPS, codebook_size=CODES, num_utterances=len(LENGTHS))
+    writer = StoreWriter(tmp_path / "s", header)
+    writer.write([(i, m, {"frames": f.numpy(), "codes": c.numpy()})
+                  for i, (m, f, c) in enumerate(zip(meta, frames, codes, strict=True))])
+    writer.seal()
+    memory = MemoryStore(frames, codes, [dict(m) for m in meta], header, codebook_size=CODES,
+                         path=str(tmp_path / "s"))
+    return FeatureStore(tmp_path / "s"), memory
+
+
+def test_both_stores_are_a_store_and_batch_alike(tmp_path) -> None:
+    disk, memory = both(tmp_path)
+    assert isinstance(disk, Store) and isinstance(memory, Store)
+    chosen = [7, 0, 1, 2, 4, 5, 6]
+    for max_frames in (1, 20, 36, 10**6):
+        pairs = list(zip(disk.batches(chosen, max_frames=max_frames),
+                         memory.batches(chosen, max_frames=max_frames), strict=True))
+        assert sorted(i for *_, indices in disk.batches(chosen, max_frames=max_frames) for i in indices) == sorted(chosen)
+        for (frames, lengths, codes, indices), (m_frames, m_lengths, m_codes, m_indices) in pairs:
+            assert indices == m_indices and torch.equal(lengths, m_lengths)
+            assert torch.equal(frames, m_frames) and torch.equal(codes, m_codes)
+            assert lengths.tolist() == sorted(lengths.tolist(), reverse=True)  # longest first
+    first = next(disk.batches(max_frames=10**6))[3]
+    assert first[:2] == [1, 4]  # the tie in the order given
+    assert disk.indices("test") == memory.indices("test") == [0, 3, 6]
+    assert disk.indices() == memory.indices() == list(range(len(LENGTHS)))
+    for store in (disk, memory):
+        with pytest.raises(VqpoolError, match="no split 'dev'"):
+            store.indices("dev")
+
+
+def test_corpus_stats_fit_takes_the_store_batches_as_they_come(tmp_path) -> None:
+    disk, _ = both(tmp_path)
+    train = disk.indices("train")
+    direct = CorpusStats.fit(disk.batches(train, max_frames=20), codebook_size=CODES, progress=False)
+    triples = CorpusStats.fit((b[:3] for b in disk.batches(train, max_frames=20)), codebook_size=CODES,
+                              progress=False)
+    assert direct.num_utterances == triples.num_utterances == len(train)
+    for name in ("code_counts", "tuple_ids", "tuple_counts", "whitening_mean", "whitening_matrix",
+                 "softdecay_basis", "softdecay_scale"):
+        assert torch.equal(getattr(direct, name), getattr(triples, name)), name
+    with pytest.raises(VqpoolError, match=r"expected a \(frames, lengths, codes\[, indices\]\) tuple"):
+        CorpusStats.fit([(*b, None) for b in disk.batches(train)], codebook_size=CODES, progress=False)
