@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from vqpool.store import (
     StoreWriter,
     UpstreamInfo,
     read_header,
+    store_lock,
     store_status,
 )
 
@@ -124,6 +126,8 @@ def extract(
     utterance's metadata) in ``vqpool.rows.canonical_path`` spelling, absolute with symbolic
     links resolved, as ``vqpool data prepare`` writes them.
     ``on_bad_audio="skip"`` skips unusable files and lists them in the store's ``skipped.csv``.
+    One process writes a store at a time: the store's lock (``vqpool.store.lock``) refuses a
+    second at once.
     Under ``torchrun`` every rank extracts its share of the batches into ``out/rank-XXXXX`` and
     rank 0 merges them (see ``vqpool.distributed``).
     ``prefetch`` batches of audio are read and resampled by threads while the model runs.
@@ -146,31 +150,36 @@ def extract(
     rows = [row if isinstance(row, Clip) else canonical_rows([row])[0] for row in rows]
     header = _header(upstream, rows, batch_seconds, pooler, corpus, task)
     rank, world = distributed.rank_and_world()
-    finished = _finished(out, header, resume=resume, world=world)
-    if finished is not None:
-        return finished
-    distributed.sync()  # every rank has looked at ``out`` before any of them writes there
-    batches, unreadable = plan(rows, batch_seconds, pads_safely=upstream.pads_safely,
-                               progress=progress and rank == 0)
-    if on_bad_audio == "error" and unreadable:
-        raise unreadable[0]
-    mine = batches[rank::world]  # neighbouring batches cost about the same: round robin balances
-    target = out if world == 1 else distributed.rank_dir(out, rank)
-    header = replace(header, job=replace(header.job, part=None if world == 1 else (rank, world),
-                                         num_utterances=sum(len(batch) for batch in mine)))
-    if resume and (Path(target) / HEADER).is_file():
-        check_same_job(Path(target), job_identity(read_header(target)), job_identity(header))
-    writer = StoreWriter(target, header, resume=resume, shard_bytes=shard_bytes)
-    skipped = unreadable if rank == 0 else []
-    skipped += _run(mine, upstream, writer, pooler, prefetch, stop_on_bad=on_bad_audio == "error",
-                    progress=progress and rank == 0)
-    writer.seal(skipped)
-    if world > 1:
-        distributed.finish(out, world, shard_bytes=shard_bytes)
+    with ExitStack() as held:
+        if rank == 0:  # rank 0 writes OUT (and merges into it): it holds OUT's lock throughout
+            held.enter_context(store_lock(out))
+        finished = _finished(out, header, resume=resume, world=world, rank=rank)
+        if finished is not None:
+            return finished
+        distributed.sync()  # every rank has looked at ``out`` before any of them writes there
+        batches, unreadable = plan(rows, batch_seconds, pads_safely=upstream.pads_safely,
+                                   progress=progress and rank == 0)
+        if on_bad_audio == "error" and unreadable:
+            raise unreadable[0]
+        mine = batches[rank::world]  # neighbouring batches cost about the same: round robin balances
+        target = out if world == 1 else distributed.rank_dir(out, rank)
+        header = replace(header, job=replace(header.job, part=None if world == 1 else (rank, world),
+                                             num_utterances=sum(len(batch) for batch in mine)))
+        held.enter_context(store_lock(target))  # the same lock as OUT's for a single process
+        if resume and (Path(target) / HEADER).is_file():
+            check_same_job(Path(target), job_identity(read_header(target)), job_identity(header))
+        with StoreWriter(target, header, resume=resume, shard_bytes=shard_bytes) as writer:
+            skipped = unreadable if rank == 0 else []
+            skipped += _run(mine, upstream, writer, pooler, prefetch, stop_on_bad=on_bad_audio == "error",
+                            progress=progress and rank == 0)
+            writer.seal(skipped)
+        if world > 1:
+            distributed.finish(out, world, shard_bytes=shard_bytes)
     return FeatureStore(out)
 
 
-def _finished(out: str | os.PathLike, header: StoreHeader, *, resume: bool, world: int) -> FeatureStore | None:
+def _finished(out: str | os.PathLike, header: StoreHeader, *, resume: bool, world: int,
+              rank: int) -> FeatureStore | None:
     """The store at ``out`` when it is already done; refuses what this run must not write over."""
     status = store_status(out)
     if status != "absent" and not resume:
@@ -178,13 +187,15 @@ def _finished(out: str | os.PathLike, header: StoreHeader, *, resume: bool, worl
             f"{out}: already holds a {status} feature store; "
             + ("pass --resume to finish it" if status == "partial" else "choose another output folder")
         )
-    if world == 1 and any(Path(out).glob("rank-*")):
-        raise VqpoolError(
-            f"{out}: holds the rank stores of a torchrun extraction: rerun the same torchrun "
-            "command with --resume (or, if every rank finished, `vqpool extract --merge --out OUT`)"
-        )
     if status != "complete":
+        if world == 1 and any(Path(out).glob("rank-*")):
+            raise VqpoolError(
+                f"{out}: holds the rank stores of a torchrun extraction: rerun the same torchrun "
+                "command with --resume (or, if every rank finished, `vqpool extract --merge --out OUT`)"
+            )
         return None
+    if rank == 0:  # holding OUT's lock
+        distributed.remove_leftovers(out)
     store = FeatureStore(out)
     check_same_job(Path(out), _reusable(job_identity(store.header)), _reusable(job_identity(header)),
                    complete=True)
@@ -199,10 +210,10 @@ def _reusable(identity: dict[str, Any]) -> dict[str, Any]:
 
 
 def job_identity(header: StoreHeader) -> dict[str, Any]:
-    """What two runs writing one store must share: all of its header but the format stamp and
-    the time, the job's own fields at the top (as the refusals name them)."""
+    """What two runs writing one store must share: all of its header but the format stamp,
+    the job's own fields at the top (as the refusals name them)."""
     identity = header.to_json()
-    for key in ("format", "format_version", "created"):
+    for key in ("format", "format_version"):
         del identity[key]
     job = identity.pop("job")
     return {**identity, **job}
