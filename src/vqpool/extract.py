@@ -27,7 +27,7 @@ from vqpool import distributed
 from vqpool.audio import ON_BAD_AUDIO, conform
 from vqpool.encode import NONFINITE, forward, nonfinite_rows, plan_batches, prefetched
 from vqpool.errors import BadAudioError, ParameterError, VqpoolError
-from vqpool.rows import canonical_rows
+from vqpool.rows import canonical_rows, row_warnings
 from vqpool.sources import Clip, row_clip
 from vqpool.store import (
     HEADER,
@@ -185,6 +185,9 @@ def extract(
     rows = [row if isinstance(row, Clip) else canonical_rows([row])[0] for row in rows]
     header = _header(upstream, rows, batch_seconds, pooler, corpus, task)
     rank, world = distributed.rank_and_world()
+    if rank == 0:
+        for warning in row_warnings([metadata(row) for row in rows], "the rows to extract"):
+            log.warning("%s", warning)
     with ExitStack() as held:
         if rank == 0:  # rank 0 writes OUT (and merges into it): it holds OUT's lock throughout
             held.enter_context(store_lock(out))

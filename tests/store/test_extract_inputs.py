@@ -1,7 +1,12 @@
-"""Inputs as hostile users make them: bad audio that used to get through (issue #9, case 3)."""
+"""Inputs as hostile users and spreadsheets make them: bad audio that used to get through, and
+manifests as people write them (issue #9, cases 3 and 4)."""
 
 import logging
+import re
+import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +16,23 @@ import torch
 from test_store_extract import fsdd_rows
 
 from vqpool.cli import main
-from vqpool.data.manifest import write_manifest
+from vqpool.data.manifest import read_manifest, write_manifest
 from vqpool.errors import BadAudioError, VqpoolError
 from vqpool.extract import extract
 from vqpool.store import FeatureStore
 from vqpool.upstream import load_upstream
+
+
+def one_line_error(capsys, command: list[str], *expected: str) -> str:
+    """Run a command that must fail with one line of error (progress bars aside)."""
+    capsys.readouterr()
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    errors = [part for part in re.split(r"[\r\n]", err) if part.strip().startswith("vqpool ")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    for text in expected:
+        assert text in errors[0], err
+    return errors[0]
 
 
 # Case 3: bad audio that used to get through.
@@ -92,3 +109,87 @@ def test_implausible_rates_long_truncated_and_silent_audio_are_bad_audio(fsdd_ro
     assert main([*command, "--keep-audio", "silent", "--max-seconds", "0", "--out", str(tmp_path / "cli")]) == 0
     assert sorted(Path(e["path"]).stem for e in FeatureStore(tmp_path / "cli").skipped) == ["cut", "fast", "onehz"]
     assert main([*command, "--keep-audio", "loud", "--out", str(tmp_path / "cli2")]) == 1
+
+
+def test_loops_latin1_manifests_and_damaged_or_malicious_models_are_one_line_errors(fsdd_root, tmp_path, capsys):
+    from tiny_models import make_wav2vec2_pretraining
+
+    corpus = tmp_path / "corpus" / "zero"
+    corpus.mkdir(parents=True)
+    shutil.copy(fsdd_root / "0_george_0.wav", corpus)
+    (corpus / "loop.wav").symlink_to(corpus / "loop.wav")
+    one_line_error(capsys, ["data", "prepare", "folder", "--root", str(tmp_path / "corpus"), "--out",
+                            str(tmp_path / "m.csv")], "loop.wav: cannot resolve the path: a loop of symbolic links")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("id,path,label\nu1,caf\xe9.wav,x\n".encode("latin-1"))
+    one_line_error(capsys, ["extract", "--upstream", "logmel", "--manifest", str(latin), "--out",
+                            str(tmp_path / "s")], "latin.csv:2: not UTF-8 text (byte 0xe9)")
+
+    write_manifest(fsdd_rows(fsdd_root, 2), tmp_path / "ok.csv")
+    model = make_wav2vec2_pretraining(tmp_path / "model")
+    damaged = shutil.copytree(model, tmp_path / "damaged")
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    args = ["extract", "--manifest", str(tmp_path / "ok.csv"), "--out", str(tmp_path / "s"), "--upstream"]
+    one_line_error(capsys, [*args, str(damaged)], f"{weights}: cannot load the model's weights: damaged")
+    malicious = shutil.copytree(model, tmp_path / "malicious")
+    (malicious / "model.safetensors").unlink()
+    marker = tmp_path / "code-ran"
+    subprocess.run([sys.executable, "-c", f"""
+import os, torch
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch {marker}",))
+torch.save({{"weight": Payload()}}, "{malicious / 'pytorch_model.bin'}")
+"""], check=True)
+    one_line_error(capsys, [*args, str(malicious)], "pytorch_model.bin: cannot load the model's weights: it "
+                   "holds Python objects besides tensors")
+    assert not marker.exists()
+    (damaged / "preprocessor_config.json").write_text("{not json")
+    shutil.copy(model / "model.safetensors", weights)
+    one_line_error(capsys, [*args, str(damaged)], "preprocessor_config.json: cannot read the feature extractor's settings")
+    assert not (tmp_path / "s").exists()
+
+
+# Case 4: manifests as people write them.
+
+def test_manifests_as_spreadsheets_write_them(fsdd_root, tmp_path):
+    spaced = tmp_path / " take one .wav"  # spaces are part of the name
+    shutil.copy(fsdd_root / "3_jackson_0.wav", spaced)
+    shutil.copy(fsdd_root / "4_jackson_0.wav", tmp_path / "b.wav")
+    manifest = tmp_path / "excel.csv"
+    manifest.write_bytes(b"\xef\xbb\xbfid,path,label,split\r\nu1, take one .wav,3,train\r\nu2,b.wav,4,test\r\n")
+    rows = read_manifest(manifest)
+    assert [row["id"] for row in rows] == ["u1", "u2"] and "\ufeffid" not in rows[0]
+    assert rows[0]["path"] == str(spaced) and Path(rows[0]["path"]).is_file()
+    manifest.write_bytes(b"\xef\xbb\xbfid,path\r\nu1,b.wav\r\nu1,c.wav\r\n")
+    with pytest.raises(VqpoolError, match=r"excel.csv:3: duplicate id 'u1'"):
+        read_manifest(manifest)
+
+
+def test_splits_that_skew_a_benchmark_are_warned_about_wherever_rows_are_used(fsdd_root, tmp_path, caplog):
+    files = sorted(fsdd_root.glob("*_jackson_1.wav"))
+    source = tmp_path / "mine.csv"  # the csv corpus: path,label[,split,id]
+    lines = ["id,path,label,split", f"a,{files[0]},0,train", f"b,{files[1]},1,train",
+             f"c,{files[1]},1,test",  # the same audio in training and test
+             f"d,{files[2]},2,test",  # a label no training row has
+             f"e,{files[3]},3,", f"f,{files[0]},0,test"]  # no split: in no benchmark
+    source.write_text("\n".join(lines) + "\n")
+    source.write_text("\n".join(line for line in lines if not line.startswith("e,")) + "\n")
+    manifest = tmp_path / "m.csv"
+    with caplog.at_level(logging.WARNING, logger="vqpool"):  # (a csv corpus refuses empty splits itself)
+        assert main(["data", "prepare", "csv", "--root", str(source), "--out", str(manifest)]) == 0
+    assert "0_jackson_1.wav is listed under more than one split (test as 'f', train as 'a', and 1 more file)" in caplog.text
+    assert "label '2' occurs in test but in no training row" in caplog.text
+    caplog.clear()
+    manifest.write_text("\n".join(lines) + "\n")
+    with caplog.at_level(logging.WARNING, logger="vqpool"):
+        assert main(["extract", "--upstream", "logmel", "--manifest", str(manifest), "--out", str(tmp_path / "s")]) == 0
+    assert "1 rows have no split, so no benchmark uses them ('e')" in caplog.text
+    assert "is listed under more than one split (test as 'f', train as 'a', and 1 more file)" in caplog.text
+    assert "label '2' occurs in test but in no training row" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vqpool"):
+        assert main(["bench", "--store", str(tmp_path / "s"), "--methods", "ap"]) == 0
+    assert "s: 1 rows have no split" in caplog.text and "more than one split" in caplog.text
+    assert "label '2' occurs in test" in caplog.text

@@ -17,6 +17,7 @@ from vqpool.evaluate.splits import (
     holds_out_validation,
     resolve_task,
     select_folds,
+    warn_about_rows,
 )
 from vqpool.pooling import select_methods
 from vqpool.store import Store
@@ -64,6 +65,7 @@ def run_bench(
         at_least("max_frames", max_frames, 1)
     store = open_store(store)
     where = str(store_path(store) or "the store")
+    warn_about_rows(store, where)
     selection = select_methods(methods, store_offers(store))
     if methods == "all":
         for reason in selection.reasons():
