@@ -11,7 +11,8 @@ from vqpool import __version__
 from vqpool.commands.logs import show_library_logs
 from vqpool.errors import ParameterError, VqpoolError
 
-VERBS = ("demo", "data", "extract", "verify", "codebook", "stats", "bench", "probe", "report", "reproduce")
+VERBS = ("demo", "data", "extract", "verify", "relabel", "codebook", "stats", "bench", "probe", "report",
+         "reproduce")
 
 # Library errors name Python parameters; the command line shows the flag a user types instead.
 FLAGS = {

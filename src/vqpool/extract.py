@@ -39,6 +39,7 @@ from vqpool.store import (
     StoreWriter,
     UpstreamInfo,
     read_header,
+    read_index,
     store_lock,
     store_status,
 )
@@ -155,6 +156,8 @@ def extract(
     shorter than its header says), longer than ``max_seconds`` by the header (None: no limit),
     with an implausible sample rate, or giving non-finite frames or vectors. ``keep_audio``
     names kinds to keep instead, with a warning: ``"silent"``, ``"truncated"``.
+    Labels, splits and other metadata are not part of the job: a store whose rows carry other
+    metadata is refused (``vqpool.relabel`` takes the new metadata without extracting again).
     One process writes a store at a time: the store's lock (``vqpool.store.lock``) refuses a
     second at once.
     Under ``torchrun`` every rank extracts its share of the batches into ``out/rank-XXXXX`` and
@@ -183,6 +186,7 @@ def extract(
         pooler = _Pooler(pooled_only, stats, upstream, pool_options)
     # One spelling of each file, whatever path reached it.
     rows = [row if isinstance(row, Clip) else canonical_rows([row])[0] for row in rows]
+    _check_ids(rows)
     header = _header(upstream, rows, batch_seconds, pooler, corpus, task)
     rank, world = distributed.rank_and_world()
     if rank == 0:
@@ -191,7 +195,7 @@ def extract(
     with ExitStack() as held:
         if rank == 0:  # rank 0 writes OUT (and merges into it): it holds OUT's lock throughout
             held.enter_context(store_lock(out))
-        finished = _finished(out, header, resume=resume, world=world, rank=rank)
+        finished = _finished(out, header, rows, resume=resume, world=world, rank=rank)
         if finished is not None:
             return finished
         distributed.sync()  # every rank has looked at ``out`` before any of them writes there
@@ -207,6 +211,7 @@ def extract(
         held.enter_context(store_lock(target))  # the same lock as OUT's for a single process
         if resume and (Path(target) / HEADER).is_file():
             check_same_job(Path(target), job_identity(read_header(target)), job_identity(header))
+            check_same_metadata(Path(target), [r["meta"] for r in read_index(Path(target))[0]], rows)
         with StoreWriter(target, header, resume=resume, shard_bytes=shard_bytes) as writer:
             skipped = unreadable if rank == 0 else []
             skipped += _run(mine, upstream, writer, pooler, prefetch, stop_on_bad=on_bad_audio == "error",
@@ -217,8 +222,18 @@ def extract(
     return FeatureStore(out)
 
 
-def _finished(out: str | os.PathLike, header: StoreHeader, *, resume: bool, world: int,
-              rank: int) -> FeatureStore | None:
+def _check_ids(rows: Sequence[dict[str, str] | Clip]) -> None:
+    seen: dict[str, int] = {}
+    for k, row in enumerate(rows):
+        ident = str(metadata(row).get("id"))
+        if ident in seen:
+            raise ParameterError("rows", f"hold id {ident!r} twice (rows {seen[ident]} and {k}): "
+                                 "every utterance needs an id of its own")
+        seen[ident] = k
+
+
+def _finished(out: str | os.PathLike, header: StoreHeader, rows: Sequence[dict[str, str] | Clip], *,
+              resume: bool, world: int, rank: int) -> FeatureStore | None:
     """The store at ``out`` when it is already done; refuses what this run must not write over."""
     status = store_status(out)
     if status != "absent" and not resume:
@@ -238,6 +253,7 @@ def _finished(out: str | os.PathLike, header: StoreHeader, *, resume: bool, worl
     store = FeatureStore(out)
     check_same_job(Path(out), _reusable(job_identity(store.header)), _reusable(job_identity(header)),
                    complete=True)
+    check_same_metadata(Path(out), store.meta, rows, complete=True)
     return store
 
 
@@ -275,6 +291,42 @@ def _some(found: list[str], most: int) -> str:
     return "; ".join(found[:most]) + (f"; and {len(found) - most} more" if len(found) > most else "")
 
 
+def check_same_metadata(path: Path, stored: Sequence[Mapping[str, Any]], rows: Sequence[dict[str, str] | Clip],
+                        *, complete: bool = False) -> None:
+    """Refuse a store whose utterances carry other metadata (labels, splits…) than ``rows``
+    give them: a finished one is not reused, an unfinished one not resumed, so that a changed
+    manifest never leaves old labels behind nor mixes old and new ones."""
+    changed = metadata_changes(stored, rows)
+    if changed:
+        whose = "its utterances" if complete else "the utterances already written"
+        what = (f"{len(changed)} of {whose} carry other labels, splits or metadata than the rows "
+                f"give now ({_some(changed, 3)})")
+        raise VqpoolError(
+            f"{path}: already holds a complete feature store of these files, but {what}; take the "
+            "new ones with `vqpool relabel` (no frames are extracted again), or choose another "
+            "output folder" if complete else f"{path}: cannot resume: {what}; take the new ones "
+            "first with `vqpool relabel`, then resume, or resume with the original rows"
+        )
+
+
+def metadata_changes(stored: Sequence[Mapping[str, Any]], rows: Sequence[dict[str, str] | Clip]) -> list[str]:
+    """``"id: key old -> new"`` for each stored utterance whose row now says otherwise (the
+    measured ``duration`` and ``num_frames`` aside; an empty value is the same as none, as in
+    a CSV)."""
+    def given(meta: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in meta.items() if v not in ("", None) and k not in ("duration", "num_frames")}
+
+    wanted = {str(meta.get("id")): given(meta) for meta in map(metadata, rows)}
+    changed = []
+    for meta in stored:
+        new, old = wanted.get(str(meta.get("id"))), given(meta)
+        if new is None or new == old:
+            continue
+        key = next(k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k))
+        changed.append(f"{meta.get('id')}: {key} {_short(old.get(key))} -> {_short(new.get(key))}")
+    return changed
+
+
 def _differences(stored: dict[str, Any], requested: dict[str, Any], prefix: str = "") -> list[str]:
     """``"key: old in the store, new now"`` for every differing leaf (nested dicts as ``a.b``).
 
@@ -307,8 +359,7 @@ def _header(
     task: str | None,
 ) -> StoreHeader:
     """The header of a whole (single-process) store of this job; a rank's share sets ``part``."""
-    keys = [[meta.get("id"), meta.get("path")] for meta in map(metadata, rows)]
-    digest = hashlib.sha256(json.dumps(keys).encode()).hexdigest()
+    digest = rows_digest(rows)
     pooled = None if pooler is None else PooledOnly(
         dims=dict(pooler.dims), stats=pooler.options["stats"], semantics=pooler.pool.semantics,
         a=pooler.pool.a, smoothing=pooler.pool.smoothing, extra=dict(pooler.pool.extra))
@@ -319,6 +370,12 @@ def _header(
         pooled_only=pooled,
         job=Job(rows_sha256=digest, batch_seconds=batch_seconds, part=None, num_utterances=len(rows)),
     )
+
+
+def rows_digest(rows: Sequence[dict[str, str] | Clip]) -> str:
+    """The job's digest of its rows: their ids and canonical paths, in order (not their labels)."""
+    keys = [[meta.get("id"), meta.get("path")] for meta in map(metadata, rows)]
+    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()
 
 
 class _Pooler:
@@ -338,9 +395,8 @@ class _Pooler:
             "codes": f"Upstream {upstream.name} has no quantizer: pass a k-means {{codebook}} "
                      "(`vqpool codebook fit`)",
         })
-        if stats is not None and upstream.num_codebooks and stats.num_codebooks:
-            # Codes of the wrong shape would only fail mid-run; check once up front.
-            stats.check_codes(torch.full((1, 1, upstream.num_codebooks), upstream.codebook_size - 1))
+        if stats is not None:
+            _check_stats(stats, upstream)
         self.methods = ["ap", *(m for m in chosen if m != "ap")]
         self.stats = stats
         self.dims = {m: output_dim(m, upstream.dim) for m in self.methods}
@@ -354,6 +410,21 @@ class _Pooler:
 
         return {m: pool(frames, lengths, codes, method=m, stats=self.stats, **self.pool_options).float().cpu().numpy()
                 for m in self.methods}
+
+
+def _check_stats(stats: "CorpusStats", upstream: "Upstream") -> None:
+    """Statistics of another upstream's frames or codes (another D, G or V) would only fail
+    mid-run, or pool silently wrong: refuse them before a store is started."""
+    fitted = {"frame dimension D": stats.dim, "codebooks G": stats.num_codebooks,
+              "codebook size V": stats.codebook_size}
+    here = {"frame dimension D": upstream.dim, "codebooks G": upstream.num_codebooks,
+            "codebook size V": upstream.codebook_size}
+    differ = [f"{name} {fitted[name]}, not {here[name]}" for name in fitted
+              if fitted[name] is not None and fitted[name] != here[name]]
+    if differ:
+        raise ParameterError("stats", f"were fitted on another upstream's frames or codes "
+                             f"({'; '.join(differ)} as upstream {upstream.name} gives); fit them on "
+                             "a store of this upstream and codebook (`vqpool stats fit`)")
 
 
 def _stats_id(stats: "CorpusStats") -> dict[str, Any]:

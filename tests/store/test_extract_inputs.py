@@ -1,5 +1,6 @@
-"""Inputs as hostile users and spreadsheets make them: bad audio that used to get through, and
-manifests as people write them (issue #9, cases 3 and 4)."""
+"""Inputs as hostile users and spreadsheets make them: bad audio that used to get through,
+manifests as people write them, and a job identity that covers what the results depend on
+(issue #9, cases 3, 4 and 5)."""
 
 import logging
 import re
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from test_store_extract import fsdd_rows
+from test_store_extract import fsdd_rows, store_bytes
 
+from vqpool.audio import load_audio
 from vqpool.cli import main
 from vqpool.data.manifest import read_manifest, write_manifest
 from vqpool.errors import BadAudioError, VqpoolError
@@ -87,11 +89,7 @@ def test_implausible_rates_long_truncated_and_silent_audio_are_bad_audio(fsdd_ro
         with pytest.raises(BadAudioError, match=f"{name}.wav: {reason}"):
             extract(rows, logmel, tmp_path / f"s-{name}", max_seconds=2, progress=False)
         assert (tmp_path / f"s-{name}").exists() == (name == "silent")  # the others: by their headers
-    from vqpool.audio import (
-        load_audio,  # what codebook fitting reads with: refused before resampling
-    )
-
-    with pytest.raises(BadAudioError, match="onehz.wav: implausible sample rate of 1 Hz"):
+    with pytest.raises(BadAudioError, match="onehz.wav: implausible sample rate of 1 Hz"):  # codebook fitting's reader
         load_audio(folder / "onehz.wav", 16000)
     rows = [*good, *({"id": name, "path": str(folder / f"{name}.wav")} for name in reasons)]
     store = extract(rows, logmel, tmp_path / "skip", on_bad_audio="skip", max_seconds=2, progress=False)
@@ -193,3 +191,80 @@ def test_splits_that_skew_a_benchmark_are_warned_about_wherever_rows_are_used(fs
         assert main(["bench", "--store", str(tmp_path / "s"), "--methods", "ap"]) == 0
     assert "s: 1 rows have no split" in caplog.text and "more than one split" in caplog.text
     assert "label '2' occurs in test" in caplog.text
+
+
+# Case 5: the job identity covers what the results depend on.
+
+def test_a_relabelled_manifest_is_refused_until_relabel_takes_it(fsdd_root, tmp_path, capsys):
+    rows = fsdd_rows(fsdd_root, 6)
+    manifest = tmp_path / "m.csv"
+    write_manifest(rows, manifest)
+    out = tmp_path / "s"
+    args = ["extract", "--upstream", "logmel", "--manifest", str(manifest), "--batch-seconds", "0.5"]
+    assert main([*args, "--out", str(out)]) == 0
+    relabelled = [{**row, "label": row["id"].split("_")[1], "split": "test" if k % 2 else "train"}
+                  for k, row in enumerate(rows)]  # digits -> speakers, in place
+    write_manifest(relabelled, manifest)
+    capsys.readouterr()
+    one_line_error(capsys, [*args, "--out", str(out)], "already holds a complete feature store of these files, "
+                   "but 6 of its utterances carry other labels", "`vqpool relabel`")
+    assert main(["relabel", str(out), "--manifest", str(manifest)]) == 0
+    assert "new metadata for 6 utterances" in capsys.readouterr().out
+    assert {m["id"]: m["label"] for m in FeatureStore(out).meta} == {r["id"]: r["label"] for r in relabelled}
+    assert main([*args, "--out", str(tmp_path / "fresh")]) == 0
+    assert store_bytes(out) == store_bytes(tmp_path / "fresh")  # as if extracted with the new labels
+    assert main([*args, "--out", str(out)]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+    # Killed, relabelled, resumed: never a mix of old and new labels.
+    write_manifest(rows, manifest)
+    killed = tmp_path / "killed"
+    assert main([*args, "--out", str(killed)]) == 0
+    (killed / "complete.json").unlink()
+    index = killed / "index.jsonl"
+    index.write_bytes(b"".join(index.read_bytes().splitlines(keepends=True)[:3]))
+    write_manifest(relabelled, manifest)
+    capsys.readouterr()
+    one_line_error(capsys, [*args, "--out", str(killed), "--resume"], "cannot resume: 3 of the utterances "
+                   "already written carry other labels")
+    assert main(["relabel", str(killed), "--manifest", str(manifest)]) == 0
+    assert main([*args, "--out", str(killed), "--resume"]) == 0
+    assert store_bytes(killed) == store_bytes(tmp_path / "fresh")
+
+    # Other files, or other audio under the same names: refused.
+    write_manifest([{**rows[0], "path": str(fsdd_root / "9_theo_49.wav")}, *relabelled[1:]], manifest)
+    one_line_error(capsys, ["relabel", str(out), "--manifest", str(manifest)], "cannot relabel: the audio of "
+                   f"{rows[0]['id']!r} is")
+    write_manifest(relabelled[1:], manifest)
+    one_line_error(capsys, ["relabel", str(out), "--manifest", str(manifest)], "cannot relabel: utterance")
+
+
+def test_statistics_or_a_codebook_of_another_upstream_are_refused_before_a_store_exists(fsdd_root, tmp_path):
+    from vqpool.pooling import CorpusStats
+    from vqpool.upstream.codebook import KMeansCodebook
+
+    generator = torch.Generator().manual_seed(0)
+    codebook = KMeansCodebook.fit(torch.randn(200, 80, generator=generator), num_codebooks=2, codebook_size=16,
+                                  upstream="logmel", layer="mean")
+    logmel = load_upstream("logmel", codebook=codebook)  # D=80, G=2, V=16
+
+    def stats(dim: int, groups: int, size: int) -> CorpusStats:
+        frames = torch.randn(3, 10, dim, generator=generator)
+        codes = torch.randint(0, size, (3, 10, groups), generator=generator)
+        return CorpusStats.fit([(frames, torch.tensor([10, 8, 5]), codes)], codebook_size=size, progress=False)
+
+    rows = fsdd_rows(fsdd_root, 2)
+    for fitted, message in (((256, 2, 64), "frame dimension D 256, not 80; codebook size V 64, not 16"),
+                            ((80, 2, 8), "codebook size V 8, not 16"),
+                            ((80, 2, 64), "codebook size V 64, not 16"),
+                            ((40, 2, 16), "frame dimension D 40, not 80"),
+                            ((80, 3, 16), "codebooks G 3, not 2")):
+        with pytest.raises(VqpoolError, match=rf"stats were fitted on another upstream's frames or codes \({message}"):
+            extract(rows, logmel, tmp_path / "s", pooled_only=["vq-gp"], stats=stats(*fitted), progress=False)
+        assert not (tmp_path / "s").exists()
+    ge2e_codebook = KMeansCodebook.fit(torch.randn(200, 256, generator=generator), num_codebooks=2,
+                                       codebook_size=16, upstream="ge2e", layer="mean")
+    with pytest.raises(VqpoolError, match="fitted on 'ge2e'"):
+        load_upstream("logmel", codebook=ge2e_codebook)
+    store = extract(rows, logmel, tmp_path / "s", pooled_only=["vq-gp"], stats=stats(80, 2, 16), progress=False)
+    assert len(store) == 2

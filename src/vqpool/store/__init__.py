@@ -34,7 +34,7 @@ from vqpool.store.header import (
 from vqpool.store.lock import LOCK, StoreBusyError, store_lock
 from vqpool.store.protocol import Batch, Store, length_batches, split_indices
 from vqpool.store.reader import FeatureStore
-from vqpool.store.writer import StoreWriter
+from vqpool.store.writer import StoreWriter, rewrite_metadata
 
 __all__ = [
     "DTYPES",
@@ -59,6 +59,7 @@ __all__ = [
     "read_header",
     "length_batches",
     "read_index",
+    "rewrite_metadata",
     "shard_path",
     "split_indices",
     "store_lock",

@@ -13,14 +13,14 @@ until ``seal`` or ``close``: a second writer is refused, and the temporaries a k
 import json
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vqpool.errors import BadAudioError
-from vqpool.io import atomic_write_text, fsync_dir, write_skip_report
+from vqpool.io import atomic_path, atomic_write_text, fsync_dir, write_skip_report
 from vqpool.store import lock
 from vqpool.store.format import (
     HEADER,
@@ -186,6 +186,25 @@ def index_line(order: int, meta: dict[str, Any], data: dict[str, list[int]]) -> 
     """One utterance's line of ``index.jsonl``: ``<crc32 hex> <json>``."""
     body = json.dumps({"order": order, "meta": meta, "data": data}).encode()
     return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+def rewrite_metadata(directory: str | os.PathLike, meta_of: Callable[[Record], dict[str, Any]]) -> int:
+    """Give each committed utterance of the store ``meta_of(record)`` as its metadata, leaving
+    its arrays where they are; returns how many changed. The index is replaced in one atomic
+    rename, under the store's lock, so a reader sees the old index or the new, never a mix."""
+    directory = Path(directory)
+    with lock.store_lock(directory):
+        remove_debris(directory)
+        records, _ = read_index(directory)
+        lines, changed = [], 0
+        for record in records:
+            meta = meta_of(record)
+            changed += meta != record["meta"]
+            lines.append(index_line(record["order"], meta, record["data"]))
+        if changed:
+            with atomic_path(directory / INDEX) as tmp:
+                tmp.write_bytes(b"".join(lines))
+    return changed
 
 
 def remove_debris(directory: Path) -> None:
