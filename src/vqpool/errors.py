@@ -25,9 +25,11 @@ class ParameterError(VqpoolError):
 
 
 class BadAudioError(VqpoolError):
-    """An audio file that cannot be used; names the file and the reason."""
+    """An audio file that cannot be used; names the file and the reason. ``kind`` names the
+    kinds a caller may choose to keep instead (``"silent"``, ``"truncated"``); None otherwise."""
 
-    def __init__(self, path: object, reason: str) -> None:
+    def __init__(self, path: object, reason: str, kind: str | None = None) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+        self.kind = kind
