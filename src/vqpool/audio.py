@@ -15,6 +15,9 @@ from vqpool.errors import BadAudioError
 from vqpool.io import write_skip_report as write_skip_report  # lives in io, below the store
 
 ON_BAD_AUDIO = ("error", "skip")
+# Sample rates a file may plausibly have; others are a damaged header (1 Hz turns 4 kB into half
+# an hour of audio to resample).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
 
 
 def load_audio(
@@ -39,6 +42,11 @@ def load_audio(
                    reject_silent=reject_silent)
 
 
+def implausible_rate(rate: int) -> str:
+    return (f"implausible sample rate of {rate} Hz in its header (expected {MIN_SAMPLE_RATE} to "
+            f"{MAX_SAMPLE_RATE} Hz): a damaged header")
+
+
 def conform(
     data: np.ndarray,
     source_rate: int,
@@ -50,6 +58,8 @@ def conform(
 ) -> np.ndarray:
     """Samples ``[N]`` or ``[N, channels]`` as mono float32 at ``sample_rate`` Hz; ``where``
     names the audio in errors. Every waveform an upstream sees goes through here."""
+    if not MIN_SAMPLE_RATE <= source_rate <= MAX_SAMPLE_RATE:
+        raise BadAudioError(where, implausible_rate(source_rate))
     data = np.asarray(data, dtype=np.float32)
     if data.shape[0] == 0:
         raise BadAudioError(where, "empty audio (0 samples)")
@@ -65,5 +75,5 @@ def conform(
             f"at least {min_samples} needed for one frame",
         )
     if reject_silent and not np.any(waveform):
-        raise BadAudioError(where, "all-silent audio")
+        raise BadAudioError(where, "all-silent audio", kind="silent")
     return waveform

@@ -11,8 +11,8 @@ from vqpool import __version__
 from vqpool.commands.logs import show_library_logs
 from vqpool.errors import VqpoolError
 
-VERBS = ("demo", "data", "extract", "codebook", "stats", "bench", "probe", "report", "reproduce",
-         "index", "search", "export")
+VERBS = ("demo", "data", "extract", "verify", "relabel", "codebook", "stats", "bench", "probe",
+         "report", "reproduce", "index", "search", "export")
 
 # Library errors name Python parameters; the command line shows the flag a user types instead.
 FLAGS = {
@@ -34,10 +34,12 @@ FLAGS = {
     "epochs": "--epochs",
     "folds": "--fold",
     "hf_dataset": "--hf-dataset",
+    "keep_audio": "--keep-audio",
     "label_column": "--label-column",
     "layers": "--layers",
     "lr": "--lr",
     "max_points": "--max-points",
+    "max_seconds": "--max-seconds",
     "method": "--methods",
     "methods": "--methods",
     "num_codebooks": "--codebooks",

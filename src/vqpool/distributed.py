@@ -8,6 +8,7 @@ and removes them. The merge only reads finished rank stores, so it can also be r
 of several machines into one place.
 """
 
+import logging
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -20,9 +21,19 @@ import torch
 import torch.distributed as dist
 
 from vqpool.errors import BadAudioError, VqpoolError
-from vqpool.store import SHARD_BYTES, FeatureStore, StoreHeader, StoreWriter
+from vqpool.store import (
+    SHARD_BYTES,
+    FeatureStore,
+    StoreHeader,
+    StoreWriter,
+    store_lock,
+    store_status,
+)
+from vqpool.store.writer import remove_debris
 
 MERGE_CHUNK = 256  # utterances per commit while merging
+
+log = logging.getLogger(__name__)
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -68,7 +79,18 @@ def finish(out: str | os.PathLike, world: int, *, shard_bytes: int = SHARD_BYTES
 
 
 def merge_ranks(out: str | os.PathLike, *, world: int | None = None, shard_bytes: int = SHARD_BYTES) -> FeatureStore:
-    """Merge the rank stores ``out/rank-XXXXX`` into the store ``out`` and remove them."""
+    """Merge the rank stores ``out/rank-XXXXX`` into the store ``out`` and remove them.
+
+    Holds ``out``'s lock. When ``out`` is already sealed, an earlier merge finished and was
+    stopped while removing the rank stores: what is left of them is removed, nothing merged."""
+    with store_lock(out):
+        if store_status(out) == "complete":
+            remove_leftovers(out)
+            return FeatureStore(out)
+        return _merge_ranks(out, world, shard_bytes)
+
+
+def _merge_ranks(out: str | os.PathLike, world: int | None, shard_bytes: int) -> FeatureStore:
     found = sorted(Path(out).glob("rank-[0-9][0-9][0-9][0-9][0-9]"))
     if world is None:
         world = len(found)
@@ -84,6 +106,15 @@ def merge_ranks(out: str | os.PathLike, *, world: int | None = None, shard_bytes
     for part in parts:
         shutil.rmtree(part)
     return store
+
+
+def remove_leftovers(out: str | os.PathLike) -> None:
+    """Remove what a killed run left beside a sealed store: rank stores whose merge into it
+    finished (the merge seals before it removes them), and temporaries. Hold OUT's lock."""
+    remove_debris(Path(out))
+    for part in sorted(Path(out).glob("rank-[0-9][0-9][0-9][0-9][0-9]")):
+        log.info("%s: removing %s, left by a merge that finished", out, part.name)
+        shutil.rmtree(part)
 
 
 def merge(
@@ -102,17 +133,17 @@ def merge(
     if len(set(orders)) != len(orders):
         raise VqpoolError(f"{out}: the stores to merge overlap (an utterance is in two of them)")
     header = replace(shared[0], job=replace(shared[0].job, num_utterances=len(entries)))
-    writer = StoreWriter(out, header, shard_bytes=shard_bytes)
     streams = header.streams
-    for start in range(0, len(entries), MERGE_CHUNK):
-        writer.write([
-            (order, stores[s].meta[i], {stream: stores[s].array(i, stream) for stream in streams})
-            for order, s, i in entries[start : start + MERGE_CHUNK]
-        ])
-    writer.seal([BadAudioError(entry["path"], entry["reason"]) for store in stores for entry in store.skipped])
+    with StoreWriter(out, header, shard_bytes=shard_bytes) as writer:
+        for start in range(0, len(entries), MERGE_CHUNK):
+            writer.write([  # array() checks each entry's checksum: a damaged rank store stops here
+                (order, stores[s].meta[i], {stream: stores[s].array(i, stream) for stream in streams})
+                for order, s, i in entries[start : start + MERGE_CHUNK]
+            ])
+        writer.seal([BadAudioError(entry["path"], entry["reason"]) for store in stores for entry in store.skipped])
     return FeatureStore(out)
 
 
 def _whole(header: StoreHeader) -> StoreHeader:
-    """A rank store's header as the whole store's, but for the count (and the time it started)."""
-    return replace(header, created="", job=replace(header.job, part=None, num_utterances=0))
+    """A rank store's header as the whole store's, but for the count."""
+    return replace(header, job=replace(header.job, part=None, num_utterances=0))

@@ -80,24 +80,32 @@ def prefetched(load: Callable[[T], R], batches: Iterable[T], depth: int) -> Iter
 
 
 def forward(upstream: Upstream, waves: Sequence[np.ndarray], where: Sequence[object],
-            ids: Sequence[str] | None = None, first_frames: Sequence[int] | None = None,
-            ) -> tuple[Tensor, Tensor, Tensor | None]:
+            ids: Sequence[str] | None = None, first_frames: Sequence[int] | None = None, *,
+            check: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run ``upstream`` on mono waveforms at its rate: fp16 frames ``[B, T, D]`` (the store's
     precision), frame lengths ``[B]`` and codes ``[B, T, G]`` or None, on the upstream's device.
-    ``ids`` (and ``first_frames``, for windows of longer clips) serve code sources of units."""
+    ``ids`` (and ``first_frames``, for windows of longer clips) serve code sources of units.
+    With ``check``, non-finite frames raise, naming the first such input in ``where``;
+    without, the caller checks (``nonfinite_rows``)."""
     lengths = torch.tensor([len(wave) for wave in waves])
     padded = torch.zeros(len(waves), int(lengths.max()))
     for row, wave in enumerate(waves):
         padded[row, : len(wave)] = torch.from_numpy(wave)
     output = upstream(padded, lengths, ids=ids, first_frames=first_frames)
     frames = output.frames.to(FRAME_DTYPE)
-    bad = (~torch.isfinite(frames)).flatten(1).any(1)
-    if bool(bad.any()):
-        raise VqpoolError(
-            f"{where[int(bad.nonzero()[0])]}: the upstream gave NaN or values too large for fp16 "
-            "(above 65504)"
-        )
+    bad = nonfinite_rows(frames) if check else []
+    if bad:
+        raise VqpoolError(f"{where[bad[0]]}: {NONFINITE}")
     return frames, output.frame_lengths, output.codes
+
+
+NONFINITE = "the upstream gave NaN or values too large for fp16 (above 65504)"
+
+
+def nonfinite_rows(values: Tensor | np.ndarray) -> list[int]:
+    """Positions along the first axis of the rows holding a NaN or an infinity."""
+    values = torch.as_tensor(values)
+    return (~torch.isfinite(values)).reshape(len(values), -1).any(1).nonzero().flatten().tolist()
 
 
 @dataclass(frozen=True)

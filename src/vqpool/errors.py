@@ -5,7 +5,6 @@ spells them as Python does (``name``, ``name='value'``) and ``render`` as the ca
 CLI: ``--flag``, ``--flag value``, from its one table in ``vqpool.cli``).
 """
 
-import os
 import re
 from collections.abc import Callable
 
@@ -63,16 +62,15 @@ SKIP_HINT = ("extraction stops at the first unusable file; {on_bad_audio=skip} s
 
 class BadAudioError(VqpoolError):
     """An audio file that cannot be used; names the file and the reason, then ``hint`` (by
-    default how extraction can skip such files; None where skipping is no option).
+    default how extraction can skip such files; None where skipping is no option). ``kind``
+    names the kinds a caller may choose to keep instead (``"silent"``, ``"truncated"``); None
+    otherwise."""
 
-    A file that does not exist is reported as "no such file", whichever reader found out (an
-    audio library calls it an unreadable file, or a "System error")."""
-
-    def __init__(self, path: object, reason: str, *, hint: str | None = SKIP_HINT) -> None:
+    def __init__(self, path: object, reason: str, kind: str | None = None, *,
+                 hint: str | None = SKIP_HINT) -> None:
         self.path = str(path)
-        if reason.startswith("unreadable") and not os.path.exists(self.path):
-            reason = "no such file"
         self.reason = reason
+        self.kind = kind
         self.hint = hint
         super().__init__(self.render())
 
@@ -82,4 +80,4 @@ class BadAudioError(VqpoolError):
 
     def without_hint(self) -> "BadAudioError":
         """The same error for a caller that cannot skip files."""
-        return BadAudioError(self.path, self.reason, hint=None)
+        return BadAudioError(self.path, self.reason, self.kind, hint=None)

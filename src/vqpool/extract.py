@@ -9,10 +9,12 @@ uninterrupted one: each batch is always computed whole, with the same members.
 
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,9 +25,9 @@ from tqdm import tqdm
 
 from vqpool import distributed
 from vqpool.audio import ON_BAD_AUDIO, conform
-from vqpool.encode import forward, plan_batches, prefetched
+from vqpool.encode import NONFINITE, forward, nonfinite_rows, plan_batches, prefetched
 from vqpool.errors import BadAudioError, ParameterError, VqpoolError
-from vqpool.rows import canonical_rows
+from vqpool.rows import canonical_rows, row_warnings
 from vqpool.sources import Clip, row_clip
 from vqpool.store import (
     HEADER,
@@ -37,6 +39,8 @@ from vqpool.store import (
     StoreWriter,
     UpstreamInfo,
     read_header,
+    read_index,
+    store_lock,
     store_status,
 )
 
@@ -44,6 +48,11 @@ if TYPE_CHECKING:
     from vqpool.pooling import CorpusStats, PoolOptions
     from vqpool.upstream.base import Upstream
 
+log = logging.getLogger(__name__)
+
+# Kinds of bad audio that ``keep_audio`` may keep (with a warning) instead of stopping or skipping.
+KEEPABLE = ("silent", "truncated")
+MAX_SECONDS = 600.0  # the default longest utterance: longer ones are bad audio (a damaged header?)
 
 
 @dataclass(frozen=True)
@@ -61,24 +70,41 @@ def plan(
     batch_seconds: float,
     *,
     pads_safely: bool,
+    max_seconds: float | None = None,
+    keep_audio: Sequence[str] = KEEPABLE,
     progress: bool = True,
 ) -> tuple[list[list[Item]], list[BadAudioError]]:
     """Batches in store order (the encoder's plan: longest first), and the files whose header
-    could not be read. ``rows`` are manifest rows or clips (`vqpool.sources`)."""
+    could not be read, is damaged (a data chunk shorter than the header says, unless
+    ``keep_audio`` has ``"truncated"``) or promises more than ``max_seconds`` of audio.
+    ``rows`` are manifest rows or clips (`vqpool.sources`)."""
     clips, found, errors = [], [], []
     for row in tqdm(rows, desc="reading audio headers", unit="file", file=sys.stderr,
                     disable=not progress, leave=False):
         try:
-            clips.append(row if isinstance(row, Clip) else row_clip(row))
+            clip = row if isinstance(row, Clip) else row_clip(row)
+            _check_clip(clip, max_seconds, keep_audio)
         except BadAudioError as error:
             errors.append(error)
             continue
+        clips.append(clip)
         found.append(metadata(row))
     batches: list[list[Item]] = []
     for batch in plan_batches(clips, batch_seconds, pads_safely=pads_safely):
         start = sum(len(b) for b in batches)
         batches.append([Item(start + k, found[c], clips[c].duration, clips[c]) for k, c in enumerate(batch)])
     return batches, errors
+
+
+def _check_clip(clip: Clip, max_seconds: float | None, keep_audio: Sequence[str]) -> None:
+    where = clip.meta.get("path") or clip.id
+    if max_seconds is not None and clip.duration > max_seconds:
+        raise BadAudioError(where, f"too long: {clip.duration:.1f} s of audio by its header, above "
+                            f"the limit of {max_seconds:g} s (a damaged header, or raise the limit)")
+    if clip.damage is not None:
+        if "truncated" not in keep_audio:
+            raise BadAudioError(where, clip.damage, kind="truncated")
+        log.warning("%s: %s; kept as asked, %.2f s", where, clip.damage, clip.duration)
 
 
 def metadata(row: dict[str, str] | Clip) -> dict[str, str]:
@@ -102,6 +128,8 @@ def extract(
     options: Mapping[str, Any] | None = None,
     resume: bool = False,
     on_bad_audio: str = "error",
+    keep_audio: Sequence[str] = (),
+    max_seconds: float | None = MAX_SECONDS,
     corpus: str | None = None,
     task: str | None = None,
     shard_bytes: int = SHARD_BYTES,
@@ -123,7 +151,15 @@ def extract(
     Rows are the same when their ids and files are: paths are taken (and stored in each
     utterance's metadata) in ``vqpool.rows.canonical_path`` spelling, absolute with symbolic
     links resolved, as ``vqpool data prepare`` writes them.
-    ``on_bad_audio="skip"`` skips unusable files and lists them in the store's ``skipped.csv``.
+    ``on_bad_audio="skip"`` skips unusable files and lists them in the store's ``skipped.csv``:
+    unreadable, empty, NaN-laden, too short, all-zero (``"silent"``), truncated (a data chunk
+    shorter than its header says), longer than ``max_seconds`` by the header (None: no limit),
+    with an implausible sample rate, or giving non-finite frames or vectors. ``keep_audio``
+    names kinds to keep instead, with a warning: ``"silent"``, ``"truncated"``.
+    Labels, splits and other metadata are not part of the job: a store whose rows carry other
+    metadata is refused (``vqpool.relabel`` takes the new metadata without extracting again).
+    One process writes a store at a time: the store's lock (``vqpool.store.lock``) refuses a
+    second at once.
     Under ``torchrun`` every rank extracts its share of the batches into ``out/rank-XXXXX`` and
     rank 0 merges them (see ``vqpool.distributed``).
     ``prefetch`` batches of audio are read and resampled by threads while the model runs.
@@ -132,6 +168,12 @@ def extract(
 
     if on_bad_audio not in ON_BAD_AUDIO:
         raise ParameterError("on_bad_audio", f"must be one of {', '.join(ON_BAD_AUDIO)}, not {on_bad_audio!r}")
+    unknown = sorted(set(keep_audio) - set(KEEPABLE))
+    if unknown:
+        raise ParameterError("keep_audio", f"names {', '.join(map(repr, unknown))}; it keeps "
+                             f"{' and '.join(KEEPABLE)} audio")
+    if max_seconds is not None and not max_seconds > 0:
+        raise ParameterError("max_seconds", f"must be positive, not {max_seconds}")
     if stats is not None and pooled_only is None:
         raise ParameterError("stats", "are only used to pool on the fly: pass {pooled_only} too")
     if (upstream.codebook_size or 0) > np.iinfo(np.int16).max:
@@ -144,33 +186,54 @@ def extract(
         pooler = _Pooler(pooled_only, stats, upstream, pool_options)
     # One spelling of each file, whatever path reached it.
     rows = [row if isinstance(row, Clip) else canonical_rows([row])[0] for row in rows]
+    _check_ids(rows)
     header = _header(upstream, rows, batch_seconds, pooler, corpus, task)
     rank, world = distributed.rank_and_world()
-    finished = _finished(out, header, resume=resume, world=world)
-    if finished is not None:
-        return finished
-    distributed.sync()  # every rank has looked at ``out`` before any of them writes there
-    batches, unreadable = plan(rows, batch_seconds, pads_safely=upstream.pads_safely,
-                               progress=progress and rank == 0)
-    if on_bad_audio == "error" and unreadable:
-        raise unreadable[0]
-    mine = batches[rank::world]  # neighbouring batches cost about the same: round robin balances
-    target = out if world == 1 else distributed.rank_dir(out, rank)
-    header = replace(header, job=replace(header.job, part=None if world == 1 else (rank, world),
-                                         num_utterances=sum(len(batch) for batch in mine)))
-    if resume and (Path(target) / HEADER).is_file():
-        check_same_job(Path(target), job_identity(read_header(target)), job_identity(header))
-    writer = StoreWriter(target, header, resume=resume, shard_bytes=shard_bytes)
-    skipped = unreadable if rank == 0 else []
-    skipped += _run(mine, upstream, writer, pooler, prefetch, stop_on_bad=on_bad_audio == "error",
-                    progress=progress and rank == 0)
-    writer.seal(skipped)
-    if world > 1:
-        distributed.finish(out, world, shard_bytes=shard_bytes)
+    if rank == 0:
+        for warning in row_warnings([metadata(row) for row in rows], "the rows to extract"):
+            log.warning("%s", warning)
+    with ExitStack() as held:
+        if rank == 0:  # rank 0 writes OUT (and merges into it): it holds OUT's lock throughout
+            held.enter_context(store_lock(out))
+        finished = _finished(out, header, rows, resume=resume, world=world, rank=rank)
+        if finished is not None:
+            return finished
+        distributed.sync()  # every rank has looked at ``out`` before any of them writes there
+        batches, unreadable = plan(rows, batch_seconds, pads_safely=upstream.pads_safely,
+                                   max_seconds=max_seconds, keep_audio=keep_audio,
+                                   progress=progress and rank == 0)
+        if on_bad_audio == "error" and unreadable:
+            raise unreadable[0]
+        mine = batches[rank::world]  # neighbouring batches cost about the same: round robin balances
+        target = out if world == 1 else distributed.rank_dir(out, rank)
+        header = replace(header, job=replace(header.job, part=None if world == 1 else (rank, world),
+                                             num_utterances=sum(len(batch) for batch in mine)))
+        held.enter_context(store_lock(target))  # the same lock as OUT's for a single process
+        if resume and (Path(target) / HEADER).is_file():
+            check_same_job(Path(target), job_identity(read_header(target)), job_identity(header))
+            check_same_metadata(Path(target), [r["meta"] for r in read_index(Path(target))[0]], rows)
+        with StoreWriter(target, header, resume=resume, shard_bytes=shard_bytes) as writer:
+            skipped = unreadable if rank == 0 else []
+            skipped += _run(mine, upstream, writer, pooler, prefetch, stop_on_bad=on_bad_audio == "error",
+                            keep_audio=keep_audio, progress=progress and rank == 0)
+            writer.seal(skipped)
+        if world > 1:
+            distributed.finish(out, world, shard_bytes=shard_bytes)
     return FeatureStore(out)
 
 
-def _finished(out: str | os.PathLike, header: StoreHeader, *, resume: bool, world: int) -> FeatureStore | None:
+def _check_ids(rows: Sequence[dict[str, str] | Clip]) -> None:
+    seen: dict[str, int] = {}
+    for k, row in enumerate(rows):
+        ident = str(metadata(row).get("id"))
+        if ident in seen:
+            raise ParameterError("rows", f"hold id {ident!r} twice (rows {seen[ident]} and {k}): "
+                                 "every utterance needs an id of its own")
+        seen[ident] = k
+
+
+def _finished(out: str | os.PathLike, header: StoreHeader, rows: Sequence[dict[str, str] | Clip], *,
+              resume: bool, world: int, rank: int) -> FeatureStore | None:
     """The store at ``out`` when it is already done; refuses what this run must not write over."""
     status = store_status(out)
     if status != "absent" and not resume:
@@ -178,16 +241,19 @@ def _finished(out: str | os.PathLike, header: StoreHeader, *, resume: bool, worl
             f"{out}: already holds a {status} feature store; "
             + ("pass --resume to finish it" if status == "partial" else "choose another output folder")
         )
-    if world == 1 and any(Path(out).glob("rank-*")):
-        raise VqpoolError(
-            f"{out}: holds the rank stores of a torchrun extraction: rerun the same torchrun "
-            "command with --resume (or, if every rank finished, `vqpool extract --merge --out OUT`)"
-        )
     if status != "complete":
+        if world == 1 and any(Path(out).glob("rank-*")):
+            raise VqpoolError(
+                f"{out}: holds the rank stores of a torchrun extraction: rerun the same torchrun "
+                "command with --resume (or, if every rank finished, `vqpool extract --merge --out OUT`)"
+            )
         return None
+    if rank == 0:  # holding OUT's lock
+        distributed.remove_leftovers(out)
     store = FeatureStore(out)
     check_same_job(Path(out), _reusable(job_identity(store.header)), _reusable(job_identity(header)),
                    complete=True)
+    check_same_metadata(Path(out), store.meta, rows, complete=True)
     return store
 
 
@@ -199,10 +265,10 @@ def _reusable(identity: dict[str, Any]) -> dict[str, Any]:
 
 
 def job_identity(header: StoreHeader) -> dict[str, Any]:
-    """What two runs writing one store must share: all of its header but the format stamp and
-    the time, the job's own fields at the top (as the refusals name them)."""
+    """What two runs writing one store must share: all of its header but the format stamp,
+    the job's own fields at the top (as the refusals name them)."""
     identity = header.to_json()
-    for key in ("format", "format_version", "created"):
+    for key in ("format", "format_version"):
         del identity[key]
     job = identity.pop("job")
     return {**identity, **job}
@@ -211,18 +277,54 @@ def job_identity(header: StoreHeader) -> dict[str, Any]:
 def check_same_job(path: Path, stored: dict[str, Any], requested: dict[str, Any], *, complete: bool = False) -> None:
     """Refuse to resume (or, when ``complete``, to reuse) a store made with other settings, naming them."""
     differing = _differences(stored, requested)
-    if not differing:
-        return
-    shown = "; ".join(differing[:4]) + (f"; and {len(differing) - 4} more" if len(differing) > 4 else "")
-    if complete:
+    if differing:
+        shown = _some(differing, 4)
         raise VqpoolError(
             f"{path}: already holds a complete feature store extracted with different settings "
             f"({shown}); choose another output folder, or delete this one to extract it again"
+            if complete else f"{path}: cannot resume: the store was started with different "
+            f"settings ({shown}); resume with the original ones or start a new store"
         )
-    raise VqpoolError(
-        f"{path}: cannot resume: the store was started with different settings "
-        f"({shown}); resume with the original ones or start a new store"
-    )
+
+
+def _some(found: list[str], most: int) -> str:
+    return "; ".join(found[:most]) + (f"; and {len(found) - most} more" if len(found) > most else "")
+
+
+def check_same_metadata(path: Path, stored: Sequence[Mapping[str, Any]], rows: Sequence[dict[str, str] | Clip],
+                        *, complete: bool = False) -> None:
+    """Refuse a store whose utterances carry other metadata (labels, splits…) than ``rows``
+    give them: a finished one is not reused, an unfinished one not resumed, so that a changed
+    manifest never leaves old labels behind nor mixes old and new ones."""
+    changed = metadata_changes(stored, rows)
+    if changed:
+        whose = "its utterances" if complete else "the utterances already written"
+        what = (f"{len(changed)} of {whose} carry other labels, splits or metadata than the rows "
+                f"give now ({_some(changed, 3)})")
+        raise VqpoolError(
+            f"{path}: already holds a complete feature store of these files, but {what}; take the "
+            "new ones with `vqpool relabel` (no frames are extracted again), or choose another "
+            "output folder" if complete else f"{path}: cannot resume: {what}; take the new ones "
+            "first with `vqpool relabel`, then resume, or resume with the original rows"
+        )
+
+
+def metadata_changes(stored: Sequence[Mapping[str, Any]], rows: Sequence[dict[str, str] | Clip]) -> list[str]:
+    """``"id: key old -> new"`` for each stored utterance whose row now says otherwise (the
+    measured ``duration`` and ``num_frames`` aside; an empty value is the same as none, as in
+    a CSV)."""
+    def given(meta: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in meta.items() if v not in ("", None) and k not in ("duration", "num_frames")}
+
+    wanted = {str(meta.get("id")): given(meta) for meta in map(metadata, rows)}
+    changed = []
+    for meta in stored:
+        new, old = wanted.get(str(meta.get("id"))), given(meta)
+        if new is None or new == old:
+            continue
+        key = next(k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k))
+        changed.append(f"{meta.get('id')}: {key} {_short(old.get(key))} -> {_short(new.get(key))}")
+    return changed
 
 
 def _differences(stored: dict[str, Any], requested: dict[str, Any], prefix: str = "") -> list[str]:
@@ -257,8 +359,7 @@ def _header(
     task: str | None,
 ) -> StoreHeader:
     """The header of a whole (single-process) store of this job; a rank's share sets ``part``."""
-    keys = [[meta.get("id"), meta.get("path")] for meta in map(metadata, rows)]
-    digest = hashlib.sha256(json.dumps(keys).encode()).hexdigest()
+    digest = rows_digest(rows)
     pooled = None if pooler is None else PooledOnly(
         dims=dict(pooler.dims), stats=pooler.options["stats"], semantics=pooler.pool.semantics,
         a=pooler.pool.a, smoothing=pooler.pool.smoothing, extra=dict(pooler.pool.extra))
@@ -269,6 +370,12 @@ def _header(
         pooled_only=pooled,
         job=Job(rows_sha256=digest, batch_seconds=batch_seconds, part=None, num_utterances=len(rows)),
     )
+
+
+def rows_digest(rows: Sequence[dict[str, str] | Clip]) -> str:
+    """The job's digest of its rows: their ids and canonical paths, in order (not their labels)."""
+    keys = [[meta.get("id"), meta.get("path")] for meta in map(metadata, rows)]
+    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()
 
 
 class _Pooler:
@@ -288,9 +395,8 @@ class _Pooler:
             "codes": f"Upstream {upstream.name} has no quantizer: pass a k-means {{codebook}} "
                      "(`vqpool codebook fit`)",
         })
-        if stats is not None and upstream.num_codebooks and stats.num_codebooks:
-            # Codes of the wrong shape would only fail mid-run; check once up front.
-            stats.check_codes(torch.full((1, 1, upstream.num_codebooks), upstream.codebook_size - 1))
+        if stats is not None:
+            _check_stats(stats, upstream)
         self.methods = ["ap", *(m for m in chosen if m != "ap")]
         self.stats = stats
         self.dims = {m: output_dim(m, upstream.dim) for m in self.methods}
@@ -304,6 +410,21 @@ class _Pooler:
 
         return {m: pool(frames, lengths, codes, method=m, stats=self.stats, **self.pool_options).float().cpu().numpy()
                 for m in self.methods}
+
+
+def _check_stats(stats: "CorpusStats", upstream: "Upstream") -> None:
+    """Statistics of another upstream's frames or codes (another D, G or V) would only fail
+    mid-run, or pool silently wrong: refuse them before a store is started."""
+    fitted = {"frame dimension D": stats.dim, "codebooks G": stats.num_codebooks,
+              "codebook size V": stats.codebook_size}
+    here = {"frame dimension D": upstream.dim, "codebooks G": upstream.num_codebooks,
+            "codebook size V": upstream.codebook_size}
+    differ = [f"{name} {fitted[name]}, not {here[name]}" for name in fitted
+              if fitted[name] is not None and fitted[name] != here[name]]
+    if differ:
+        raise ParameterError("stats", f"were fitted on another upstream's frames or codes "
+                             f"({'; '.join(differ)} as upstream {upstream.name} gives); fit them on "
+                             "a store of this upstream and codebook (`vqpool stats fit`)")
 
 
 def _stats_id(stats: "CorpusStats") -> dict[str, Any]:
@@ -320,36 +441,50 @@ def _run(
     prefetch: int,
     *,
     stop_on_bad: bool,
+    keep_audio: Sequence[str] = (),
     progress: bool,
 ) -> list[BadAudioError]:
-    """Extract the batches not yet committed; returns the files skipped while loading."""
+    """Extract the batches not yet committed; returns the files skipped as bad audio."""
     todo = [batch for batch in batches if any(item.order not in writer.committed for item in batch)]
     skipped: list[BadAudioError] = []
     bar = tqdm(total=sum(len(b) for b in todo), unit="utt", desc="extracting", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
     audio_seconds, start = 0.0, time.perf_counter()
     with bar:
-        for loaded in prefetched(lambda batch: _load(batch, upstream), todo, prefetch):
+        for loaded in prefetched(lambda batch: _load(batch, upstream, keep_audio), todo, prefetch):
             usable = [(item, wave) for item, wave in loaded if not isinstance(wave, BadAudioError)]
             bad = [wave for _, wave in loaded if isinstance(wave, BadAudioError)]
             if bad and stop_on_bad:
                 raise bad[0]
             skipped += bad
             if any(item.order not in writer.committed for item, _ in usable):
-                writer.write(_forward(usable, upstream, pooler, writer.committed))
+                records, unusable = _forward(usable, upstream, pooler, writer.committed)
+                if unusable and stop_on_bad:
+                    raise unusable[0]
+                skipped += unusable
+                writer.write(records)
             audio_seconds += sum(item.duration for item, _ in loaded)
             bar.update(len(loaded))
             bar.set_postfix_str(f"RTF {(time.perf_counter() - start) / max(audio_seconds, 1e-9):.4f}", refresh=False)
     return skipped
 
 
-def _load(batch: list[Item], upstream: "Upstream") -> list[tuple[Item, np.ndarray | BadAudioError]]:
+def _where(item: Item) -> str:
+    return item.row.get("path") or item.row["id"]
+
+
+def _load(batch: list[Item], upstream: "Upstream",
+          keep_audio: Sequence[str] = ()) -> list[tuple[Item, np.ndarray | BadAudioError]]:
     loaded: list[tuple[Item, np.ndarray | BadAudioError]] = []
+    keep_silent = "silent" in keep_audio
     for item in batch:
         try:
             data, rate = item.clip.read()
-            loaded.append((item, conform(data, rate, upstream.sample_rate, item.row.get("path") or item.row["id"],
-                                         min_samples=upstream.min_samples)))
+            wave = conform(data, rate, upstream.sample_rate, _where(item),
+                           min_samples=upstream.min_samples, reject_silent=not keep_silent)
+            if keep_silent and not np.any(wave):
+                log.warning("%s: all-silent audio (every sample is 0); kept as asked", _where(item))
+            loaded.append((item, wave))
         except BadAudioError as error:
             loaded.append((item, error))
     return loaded
@@ -360,19 +495,26 @@ def _forward(
     upstream: "Upstream",
     pooler: "_Pooler | None",
     committed: set[int],
-) -> list[tuple[int, dict[str, Any], dict[str, np.ndarray]]]:
-    """Run the upstream on the whole batch; return the records not committed yet."""
-    frames, frame_lengths, codes = forward(upstream, [wave for _, wave in usable],
-                                           [item.row.get("path") or item.row["id"] for item, _ in usable],
-                                           [item.row.get("id") for item, _ in usable])
-    arrays: dict[str, np.ndarray] = {}
-    if codes is not None:
-        arrays["codes"] = codes.to(torch.int16).cpu().numpy()
-    if pooler is None:
-        arrays["frames"] = frames.cpu().numpy()
-    else:
-        arrays.update(("pooled-" + m, v) for m, v in pooler(frames, frame_lengths, codes).items())
-    frame_lengths = frame_lengths.cpu()
+) -> tuple[list[tuple[int, dict[str, Any], dict[str, np.ndarray]]], list[BadAudioError]]:
+    """Run the upstream on the whole batch; return the records not committed yet, and the files
+    whose frames or pooled vectors are not finite.
+
+    Each such file is found by running the batch's members one by one (a batch's output does
+    not say which input spoilt it), and the batch runs again without them. That depends only
+    on the audio, so a resumed or distributed run finds the same files and writes the same bytes.
+    """
+    arrays, frame_lengths, bad = _compute(usable, upstream, pooler)
+    unusable: list[BadAudioError] = []
+    while bad:
+        if len(usable) > 1:
+            alone = {row: next(iter(reasons.values())) for row in range(len(usable))
+                     if (reasons := _compute(usable[row : row + 1], upstream, pooler)[2])}
+            bad = alone or bad  # none is bad alone: the batch together is, so each of its bad rows is
+        unusable += [BadAudioError(_where(usable[row][0]), reason) for row, reason in sorted(bad.items())]
+        usable = [pair for row, pair in enumerate(usable) if row not in bad]
+        if not usable:
+            return [], unusable
+        arrays, frame_lengths, bad = _compute(usable, upstream, pooler)
     records = []
     for row, (item, _) in enumerate(usable):
         if item.order in committed:
@@ -383,4 +525,24 @@ def _forward(
             stream: array[row] if stream.startswith("pooled-") else array[row, :length]
             for stream, array in arrays.items()
         }))
-    return records
+    return records, unusable
+
+
+def _compute(usable: list[tuple[Item, np.ndarray]], upstream: "Upstream",
+             pooler: "_Pooler | None") -> tuple[dict[str, np.ndarray], torch.Tensor, dict[int, str]]:
+    """The batch's arrays by stream, its frame lengths, and its rows that are not finite (why)."""
+    frames, frame_lengths, codes = forward(upstream, [wave for _, wave in usable],
+                                           [_where(item) for item, _ in usable],
+                                           [item.row.get("id") for item, _ in usable], check=False)
+    bad = dict.fromkeys(nonfinite_rows(frames), NONFINITE)
+    arrays: dict[str, np.ndarray] = {}
+    if codes is not None:
+        arrays["codes"] = codes.to(torch.int16).cpu().numpy()
+    if pooler is None:
+        arrays["frames"] = frames.cpu().numpy()
+    elif not bad:  # pooling non-finite frames would only spread them
+        for method, vectors in pooler(frames, frame_lengths, codes).items():
+            arrays["pooled-" + method] = vectors
+            for row in nonfinite_rows(vectors):
+                bad.setdefault(row, f"pooling with {method} gave NaN or infinite values")
+    return arrays, frame_lengths.cpu(), bad

@@ -1,8 +1,15 @@
-"""Atomic file writing: a reader never sees a half-written file under its final name."""
+"""Atomic file writing: a reader never sees a half-written file under its final name.
+
+The temporary beside the final file is named ``.NAME.tmp-PID-HOST``. A process killed while
+writing leaves it behind; the next atomic write of the same file removes those of processes
+that no longer run on this host, so killed runs do not pile them up.
+"""
 
 import csv
+import glob
 import os
 import shutil
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +24,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success fsync it and rename it into place."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    remove_stale_temporaries(final)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{socket.gethostname()}")
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
@@ -68,6 +76,26 @@ def check_replaceable(out: Path, overwrite: bool, is_ours: Callable[[Path], bool
     if not empty and not is_ours(out):
         raise ParameterError("out", f"{out} exists and is not what this writes; it is left "
                              "alone: choose another path")
+
+
+def remove_stale_temporaries(final: Path) -> None:
+    """Remove the temporaries of ``final`` left by dead processes of this host (those of other
+    hosts, or of processes still running, stay: their writers may be at work)."""
+    host = socket.gethostname()
+    for leftover in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
+        pid, _, owner = leftover.name.rpartition(".tmp-")[2].partition("-")
+        if pid.isdigit() and owner in ("", host) and not _running(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -10,6 +10,7 @@ undecoded ``{"path", "bytes"}`` dicts, or the decoder objects of datasets 4+); a
 
 import io
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +19,14 @@ from typing import Any
 import numpy as np
 import soundfile
 
+from vqpool.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, implausible_rate
 from vqpool.errors import BadAudioError, ParameterError, VqpoolError
 
 Read = Callable[[], tuple[np.ndarray, int]]
 """``() -> (samples [N] or [N, channels] float32, sample rate)``."""
+
+# libsndfile's log of a data chunk that holds less than its header says: "data : 32000 (should be 15978)".
+_SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class Clip:
     sample_rate: int
     read: Read = field(repr=False, compare=False)
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    damage: str | None = field(default=None, compare=False)  # e.g. a data chunk cut short
 
     @property
     def duration(self) -> float:
@@ -97,8 +103,26 @@ def _path_clip(path: Path, name: str, meta: dict[str, Any] | None = None) -> Cli
         info = soundfile.info(str(path))
     except Exception as error:  # soundfile raises several types for unreadable files
         raise BadAudioError(path, f"unreadable audio ({error})") from error
-    return Clip(name, info.frames, info.samplerate, lambda: _read_file(path),
-                {"path": str(path), **(meta or {})})
+    return Clip(name, info.frames, _sample_rate(info, path), lambda: _read_file(path),
+                {"path": str(path), **(meta or {})}, _damage(info))
+
+
+def _sample_rate(info: Any, where: object) -> int:
+    """The rate of a file's header, refused before any sample is read when it is implausible."""
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        raise BadAudioError(where, implausible_rate(info.samplerate))
+    return int(info.samplerate)
+
+
+def _damage(info: Any) -> str | None:
+    """What libsndfile noticed is wrong with the file beyond its header: a data chunk shorter
+    than the header says (a cut download or copy), which it reads as a shorter file."""
+    for declared, present in _SHORT_CHUNK.findall(getattr(info, "extra_info", "") or ""):
+        # 0 and 0xFFFFFFFF are what streaming writers put before they know the size.
+        if int(declared) not in (0, 0xFFFFFFFF) and int(declared) > int(present):
+            return (f"truncated: its header promises {int(declared)} bytes of audio data, the "
+                    f"file holds {int(present)}")
+    return None
 
 
 def _read_file(source: Any) -> tuple[np.ndarray, int]:
@@ -147,8 +171,8 @@ def _hf_clip(item: Any, name: str, meta: dict[str, Any]) -> Clip:
             info = soundfile.info(io.BytesIO(blob))
         except Exception as error:  # soundfile raises several types for unreadable files
             raise BadAudioError(where, f"unreadable audio ({error})") from error
-        return Clip(name, info.frames, info.samplerate, lambda: _read_file(io.BytesIO(blob)),
-                    {"path": item.get("path"), **meta})
+        return Clip(name, info.frames, _sample_rate(info, where), lambda: _read_file(io.BytesIO(blob)),
+                    {"path": item.get("path"), **meta}, _damage(info))
     if isinstance(item, dict) and item.get("path"):
         return _path_clip(Path(item["path"]), name, meta)
     raise ParameterError("inputs", f"{name}: not audio (a path, a waveform, a datasets Audio value "

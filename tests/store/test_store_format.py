@@ -9,7 +9,7 @@ import torch
 
 from toy_headers import toy_header
 from vqpool.errors import VqpoolError
-from vqpool.store import INDEX, FeatureStore, StoreHeader, StoreWriter, store_status
+from vqpool.store import FORMAT_VERSION, INDEX, FeatureStore, StoreHeader, StoreWriter, store_status
 
 DIM, GROUPS = 6, 2
 
@@ -164,7 +164,7 @@ def test_a_damaged_or_old_header_is_one_line_naming_the_file_and_the_field(tmp_p
         "header field 'job.part' is [1], expected a list of 2": changed("job.part", [1]),
         "header field 'pooled_only' is 3, expected an object": changed("pooled_only", 3),
         "header field 'task' is 7, expected a string": changed("task", 7),
-        "store format 1, written by an older vqpool; this one reads format 2": old,
+        f"store format 1, written by an older vqpool; this one reads format {FORMAT_VERSION}": old,
         "not a vqpool store header": [],
     }
     for message, damaged in cases.items():

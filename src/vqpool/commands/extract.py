@@ -81,6 +81,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="finish an interrupted extraction")
     parser.add_argument("--on-bad-audio", choices=("error", "skip"), default="error",
                         help="stop at an unusable file (default) or skip it and list it in skipped.csv")
+    parser.add_argument("--keep-audio", metavar="KINDS", default="",
+                        help="keep these kinds of bad audio, with a warning, instead: silent "
+                        "(all samples 0), truncated (data shorter than the header says), or both")
+    parser.add_argument("--max-seconds", type=float, default=600.0,
+                        help="longest utterance, by its header; longer files are bad audio "
+                        "(default 600; 0: no limit)")
     parser.add_argument("--allow-download", action="store_true", help="let a hub id be downloaded")
     parser.add_argument("--merge", action="store_true",
                         help="only merge the rank-XXXXX stores already in --out (multi-machine runs)")
@@ -126,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
             options={k: v for k, v in pool_options.items() if k not in ("semantics", "a", "smoothing")},
             resume=args.resume or complete,
             on_bad_audio=args.on_bad_audio,
+            keep_audio=[kind.strip() for kind in args.keep_audio.split(",") if kind.strip()],
+            max_seconds=args.max_seconds or None,
             corpus=corpus,
             task=task,
         )

@@ -1,6 +1,7 @@
 """What ``vqpool data`` leaves behind and prints: the manifest, its label map, the counts."""
 
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -9,6 +10,9 @@ from pathlib import Path
 from vqpool.data.folds import folds
 from vqpool.data.manifest import SPLITS, write_manifest
 from vqpool.io import atomic_write_text
+from vqpool.rows import canonical_rows, row_warnings
+
+log = logging.getLogger(__name__)
 
 # Beyond this many labels (VoxCeleb1 has 1,251) the per-label table gives way to a range.
 MAX_LABEL_ROWS = 40
@@ -26,8 +30,11 @@ def label_map_path(manifest: str | os.PathLike) -> Path:
 
 
 def write_prepared(rows: Sequence[Mapping[str, str]], manifest: str | os.PathLike) -> Path:
-    """Write the manifest and its label map (both atomically); return the manifest's path."""
+    """Write the manifest and its label map (both atomically); return the manifest's path.
+    What about the rows' splits would skew a benchmark is logged as a warning."""
     written = write_manifest(rows, manifest)
+    for warning in row_warnings(canonical_rows(rows), str(written)):
+        log.warning("%s", warning)
     atomic_write_text(label_map_path(written), json.dumps(label_map(rows), indent=1) + "\n")
     return written
 

@@ -23,6 +23,7 @@ from vqpool.evaluate.splits import (
     holds_out_validation,
     resolve_task,
     select_folds,
+    warn_about_rows,
 )
 from vqpool.store import Store
 
@@ -67,6 +68,7 @@ def run_bench(
         at_least("max_frames", max_frames, 1)
     store = open_store(store)
     where = str(store_path(store) or "the store")
+    warn_about_rows(store, where)
     methods = choose_methods(store, methods)
     resolved, pooled_with = resolve_pool_options(store, methods, semantics=semantics, a=a,
                                                  smoothing=smoothing, options=options, where=where)

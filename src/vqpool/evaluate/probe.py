@@ -29,7 +29,7 @@ from vqpool.evaluate.pooled import (
     write_rows,
 )
 from vqpool.evaluate.results import make_row
-from vqpool.evaluate.splits import encode_labels, resolve_task, select_folds
+from vqpool.evaluate.splits import encode_labels, resolve_task, select_folds, warn_about_rows
 from vqpool.pooling import get_method, method_names, select_methods
 from vqpool.pooling.heads import build_head
 from vqpool.store import Store
@@ -343,6 +343,7 @@ def run_probe(
         at_least("max_frames", max_frames, 1)
     store = open_store(store)
     where = str(store_path(store) or "the store")
+    warn_about_rows(store, where)
     if methods is None:
         methods = method_names(trained=None, tag="probe")
     methods = select_methods(methods, store_offers(store, training=True)).require(where)

@@ -11,9 +11,16 @@ import torch
 from torch import Tensor
 
 from vqpool.errors import ParameterError, VqpoolError
+from vqpool.rows import row_warnings
 from vqpool.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def warn_about_rows(store: Store, where: str) -> None:
+    """Log what about the store's rows would quietly skew the benchmark (`vqpool.rows.row_warnings`)."""
+    for warning in row_warnings(store.meta, where):
+        log.warning("%s", warning)
 
 
 def resolve_task(store: Store, task: str | None = None) -> str:

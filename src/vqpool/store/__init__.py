@@ -2,11 +2,13 @@
 
 ``format`` fixes the layout, names, dtypes and index lines; ``header`` the typed, versioned
 ``header.json`` (``StoreHeader``); ``protocol`` what readers rely on (``Store``, implemented by
-``FeatureStore`` and by the tests' in-memory store); ``writer`` writes with a commit
-protocol that survives SIGKILL; ``reader`` reads (``FeatureStore``). The store package imports
-nothing of vqpool above ``errors``, ``io`` and ``rows``.
+``FeatureStore`` and by the tests' in-memory store); ``lock`` lets one process write a store at
+a time; ``writer`` writes with a commit protocol that survives SIGKILL; ``checks`` says whether
+a store is exactly as written (``verify``); ``reader`` reads (``FeatureStore``). The store
+package imports nothing of vqpool above ``errors``, ``io`` and ``rows``.
 """
 
+from vqpool.store.checks import verify
 from vqpool.store.format import (
     DTYPES,
     HEADER,
@@ -29,15 +31,17 @@ from vqpool.store.header import (
     UpstreamInfo,
     read_header,
 )
+from vqpool.store.lock import LOCK, StoreBusyError, store_lock
 from vqpool.store.protocol import Batch, Store, length_batches, split_indices
 from vqpool.store.reader import FeatureStore
-from vqpool.store.writer import StoreWriter
+from vqpool.store.writer import StoreWriter, rewrite_metadata
 
 __all__ = [
     "DTYPES",
     "FORMAT_VERSION",
     "HEADER",
     "INDEX",
+    "LOCK",
     "POOLED_DTYPE",
     "SEALED",
     "SHARD_BYTES",
@@ -48,14 +52,18 @@ __all__ = [
     "PooledOnly",
     "Record",
     "Store",
+    "StoreBusyError",
     "StoreHeader",
     "StoreWriter",
     "UpstreamInfo",
     "read_header",
     "length_batches",
     "read_index",
+    "rewrite_metadata",
     "shard_path",
     "split_indices",
+    "store_lock",
     "store_status",
     "stream_dtype",
+    "verify",
 ]

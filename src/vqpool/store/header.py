@@ -15,8 +15,7 @@ import json
 import os
 import types
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass, replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from vqpool.io import atomic_write_text
 from vqpool.store.format import HEADER
 
 FORMAT = "vqpool-store"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: per-entry CRC-32 of the arrays, no times, the sealed header in complete.json
 
 @dataclass(frozen=True)
 class UpstreamInfo:
@@ -97,7 +96,6 @@ class StoreHeader:
     task: str | None
     pooled_only: PooledOnly | None  # None: the store keeps frames
     job: Job
-    created: str = ""  # ISO-8601, set when the store is started
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -115,13 +113,8 @@ class StoreHeader:
     def pooled_options(self) -> dict[str, Any] | None:
         return None if self.pooled_only is None else self.pooled_only.options
 
-    def started(self) -> "StoreHeader":
-        """This header stamped with the current time, for a store started now."""
-        return replace(self, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-
     def to_json(self) -> dict[str, Any]:
-        data = _fields_json(self)
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "created": data.pop("created"), **data}
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, **_fields_json(self)}
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> "StoreHeader":

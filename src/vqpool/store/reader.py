@@ -1,7 +1,6 @@
 """Reading a store: FeatureStore, memory-mapped."""
 
 import csv
-import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -12,11 +11,10 @@ import torch
 from torch import Tensor
 
 from vqpool.errors import VqpoolError
+from vqpool.store import checks
 from vqpool.store.format import (
-    INDEX,
-    SEALED,
     SKIPPED,
-    read_index,
+    scan_index,
     shard_path,
     stream_dtype,
 )
@@ -31,19 +29,32 @@ class FeatureStore:
     ``None`` in a pooled-only store, which offers ``pooled(method)`` instead. Store order is the
     extraction order (longest utterance first); ``meta`` carries each utterance's ``id``.
     An unfinished store is refused unless ``allow_partial``; then only committed utterances show.
+
+    Opening checks the store's structure (``vqpool.store.checks``) without reading arrays; each
+    entry's bytes are checked against their CRC-32 the first time they are read (unless
+    ``check_reads`` is False), so a damaged shard stops a benchmark instead of skewing it.
+    ``verify()`` checks every byte at once.
     """
 
-    def __init__(self, path: str | os.PathLike, *, allow_partial: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, *, allow_partial: bool = False,
+                 check_reads: bool = True) -> None:
         self.path = Path(path)
         self.header: StoreHeader = read_header(self.path)
-        self._records, _ = read_index(self.path)
-        self.complete = (self.path / SEALED).is_file()
+        sealed = checks.read_sealed(self.path)
+        index = scan_index(self.path)
+        self._records = index.records
+        self.complete = sealed is not None
         if self.complete:
-            expected = json.loads((self.path / SEALED).read_text(encoding="utf-8"))["num_utterances"]
+            changed = checks.header_changes(self.path, sealed)
+            if changed:
+                raise VqpoolError(changed)
+            expected = sealed["num_utterances"]
             if len(self._records) != expected:
+                why = index.stop or f"{len(index.records)} index lines"
                 raise VqpoolError(
-                    f"{self.path}: damaged store: {expected} utterances were written but only "
-                    f"{len(self._records)} are intact (a shard or {INDEX} was cut); extract it again"
+                    f"{self.path}: damaged store: {expected} utterances were sealed but only "
+                    f"{len(self._records)} are intact ({why}); run `vqpool verify {self.path}`, "
+                    "or extract it again"
                 )
         elif not allow_partial:
             raise VqpoolError(
@@ -51,11 +62,16 @@ class FeatureStore:
                 f"{self.header.job.num_utterances} utterances): finish it with "
                 "`vqpool extract ... --resume`, or open it with allow_partial=True"
             )
+        problem = next(checks.index_problems(self.path, self.header, self._records), None)
+        if problem is not None:
+            raise VqpoolError(problem)
         self.meta: list[dict[str, Any]] = [record["meta"] for record in self._records]
         self.num_frames = np.array([m["num_frames"] for m in self.meta], dtype=np.int64)
         # Each utterance's position in the extraction plan; merging rank stores sorts by it.
         self.orders: list[int] = [record["order"] for record in self._records]
         self._maps: dict[tuple[str, int], np.ndarray] = {}
+        # Entries whose bytes were checked against their CRC-32 (each is checked on first read).
+        self._checked: set[tuple[int, str]] | None = set() if check_reads else None
 
     def __len__(self) -> int:
         return len(self._records)
@@ -94,9 +110,25 @@ class FeatureStore:
 
     def array(self, i: int, stream: str) -> np.ndarray:
         """Utterance ``i``'s raw array in ``stream`` (a read-only view of the memory map)."""
-        shard, offset, nbytes = self._records[i]["data"][stream]
-        flat = self._map(stream, shard)[offset : offset + nbytes].view(stream_dtype(stream))
+        shard, offset, nbytes, _ = self._records[i]["data"][stream]
+        raw = self._map(stream, shard)[offset : offset + nbytes]
+        self._check(i, stream, raw)
+        flat = raw.view(stream_dtype(stream))
         return flat if stream.startswith("pooled-") else flat.reshape(int(self.num_frames[i]), -1)
+
+    def _check(self, i: int, stream: str, raw: np.ndarray) -> None:
+        if self._checked is None or (i, stream) in self._checked:
+            return
+        problem = checks.entry_problem(self.path, self._records[i], stream, raw)
+        if problem is not None:
+            raise VqpoolError(f"{self.path}: damaged store: {problem}; `vqpool verify {self.path}` "
+                              "lists every damaged entry")
+        self._checked.add((i, stream))
+
+    def verify(self, *, progress: bool = False) -> list[str]:
+        """Every problem of the store, reading every byte (see ``vqpool.store.checks.verify``);
+        an empty list when it is exactly as written."""
+        return checks.verify(self.path, progress=progress)
 
     def _map(self, stream: str, shard: int) -> np.ndarray:
         """One shard's bytes, memory-mapped once."""
@@ -146,6 +178,9 @@ class FeatureStore:
             )
         stream, dim = f"pooled-{method}", self.header.pooled_only.dims[method]
         parts = [self._map(stream, shard)[start:end] for shard, start, end in self._runs(stream, dim)]
+        for i in range(len(self)):
+            shard, offset, nbytes, _ = self._records[i]["data"][stream]
+            self._check(i, stream, self._map(stream, shard)[offset : offset + nbytes])
         flat = np.concatenate(parts) if parts else np.zeros(0, np.uint8)  # one copy, off the maps
         return torch.from_numpy(flat.view(stream_dtype(stream)).reshape(len(self), dim))
 
@@ -156,7 +191,7 @@ class FeatureStore:
         size = width * stream_dtype(stream).itemsize
         runs: list[list[int]] = []
         for record in self._records:
-            shard, offset, nbytes = record["data"][stream]
+            shard, offset, nbytes, _ = record["data"][stream]
             if nbytes != size:
                 raise VqpoolError(
                     f"{self.path}: damaged store: an entry of {stream} holds {nbytes} bytes, not "

@@ -182,6 +182,8 @@ def frames_in(
     for i in order:
         if total >= enough:
             break
+        if not os.path.isfile(paths[i]):
+            raise BadAudioError(paths[i], "no such file", hint=None)
         try:
             info = soundfile.info(str(paths[i]))
         except Exception as error:  # soundfile raises several types for unreadable files

@@ -69,6 +69,23 @@ def _missing_model(spec: str, allow_download: bool, error: Exception, parameter:
     )
 
 
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+           "pytorch_model.bin.index.json")
+
+
+def _unloadable_weights(folder: Path, error: Exception) -> VqpoolError:
+    """One line naming the weights file that could not be loaded, and why."""
+    found = [folder / name for name in WEIGHTS if (folder / name).is_file()]
+    where = found[0] if found else folder
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if "weights_only" in str(error) or "Unpickl" in type(error).__name__:
+        why = ("it holds Python objects besides tensors, and loading those could run any code; "
+               "vqpool loads tensors only: use the model's safetensors file, or a copy from its source")
+    else:
+        why = f"damaged or not a weights file ({type(error).__name__}: {text[:160]})"
+    return VqpoolError(f"{where}: cannot load the model's weights: {why}")
+
+
 def load_config(spec: str, allow_download: bool, parameter: str = "upstream") -> Any:
     """A transformers model's config from a folder, or the hub (cache only unless downloads are
     allowed); what is missing is said in one error naming ``parameter``."""
@@ -93,15 +110,23 @@ def _load(spec: str, allow_download: bool) -> tuple[Any, dict[str, Any]]:
     try:
         model = loader.from_pretrained(spec, local_files_only=local_only)
     except OSError as error:
+        if Path(spec).is_dir():
+            raise _unloadable_weights(Path(spec), error) from None
         raise _missing_model(spec, allow_download, error) from error
     except ValueError as error:
         raise VqpoolError(
             f"{spec}: model type {config.model_type!r} is not a speech encoder ({error})"
         ) from error
+    except Exception as error:  # damaged weights: safetensors, pickle and torch raise many types
+        raise _unloadable_weights(Path(spec), error) from None
     try:
         processor = AutoFeatureExtractor.from_pretrained(spec, local_files_only=local_only)
         processor = processor.to_dict()
-    except OSError:
+    except OSError as error:
+        local = Path(spec) / "preprocessor_config.json"
+        if local.is_file():  # there, but damaged: its defaults would change the frames silently
+            raise VqpoolError(f"{local}: cannot read the feature extractor's settings "
+                              f"({str(error).strip().splitlines()[0][:160]})") from None
         processor = {}  # no preprocessor_config.json: transformers' defaults below
     settings = {
         "do_normalize": bool(processor.get("do_normalize", True)),
