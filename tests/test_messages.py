@@ -40,7 +40,7 @@ def test_a_missing_file_says_so_and_the_stop_says_skipping_is_possible(fsdd_root
     assert str(caught.value).startswith(f"{missing}: no such file (")
     assert "on_bad_audio='skip' skips such files" in str(caught.value)  # the library's spelling
     write_manifest(rows, tmp_path / "m.csv")
-    assert main(["extract", "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv"),
+    assert main(["extract", "--upstream", "logmel", "--no-codes", "--manifest", str(tmp_path / "m.csv"),
                  "--out", str(tmp_path / "cli")]) == 1
     error = capsys.readouterr().err
     assert f"{missing}: no such file" in error and "--on-bad-audio skip skips such files" in error
@@ -73,3 +73,23 @@ def test_the_codebook_progress_counts_the_frames_it_will_see(fsdd_root):
     with pytest.raises(BadAudioError, match="gone.wav: no such file$"):
         frames_in(upstream, [fsdd_root / "gone.wav"], [0], 100)
     assert torch.is_tensor(frames)
+
+
+def test_an_upstream_without_codes_is_stopped_until_codes_or_no_codes_are_chosen(fsdd_root, tmp_path, capsys):
+    """Codes are never dropped quietly: without a codebook, a log-mel store would serve no VQ method."""
+    rows = [{"id": f"{d}", "path": str(fsdd_root / f"{d}_jackson_0.wav"), "label": str(d),
+             "split": "train" if d < 3 else "test"} for d in range(4)]
+    write_manifest(rows, tmp_path / "m.csv")
+    args = ["extract", "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv")]
+    assert main([*args, "--out", str(tmp_path / "s")]) == 1
+    error = capsys.readouterr().err
+    assert "error: --codebook is needed: upstream logmel has no quantizer" in error
+    assert "vqpool codebook fit --upstream logmel" in error and "--codes-from" in error
+    assert "pass --no-codes" in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()  # refused before anything was written
+    with pytest.raises(ParameterError, match="codebook is needed: .* pass no_codes"):
+        extract(rows, load_upstream("logmel"), tmp_path / "api", require_codes=True, progress=False)
+    assert main([*args, "--no-codes", "--out", str(tmp_path / "frames")]) == 0
+    assert main(["bench", "--store", str(tmp_path / "frames"), "--methods", "all",
+                 "--results", str(tmp_path / "r.jsonl")]) == 0
+    assert "leaving out vq-squash-and" in capsys.readouterr().err  # the chosen store says so

@@ -41,6 +41,7 @@ FLAGS = {
     "max_points": "--max-points",
     "max_seconds": "--max-seconds",
     "method": "--methods",
+    "no_codes": "--no-codes",
     "methods": "--methods",
     "num_codebooks": "--codebooks",
     "on_bad_audio": "--on-bad-audio",

@@ -135,8 +135,12 @@ def extract(
     shard_bytes: int = SHARD_BYTES,
     prefetch: int = 2,
     progress: bool = True,
+    require_codes: bool = False,
 ) -> FeatureStore:
     """Extract every row's frames and codes (or pooled vectors) into the store at ``out``.
+
+    ``require_codes`` refuses, before anything is written, an upstream that gives no codes (no
+    quantizer, codebook or code source): its store would serve none of the VQ methods.
 
     ``rows`` are manifest rows (``path``, and ``id``, ``label``, ``split``, ...) or clips from
     `vqpool.sources` (a Hugging Face dataset's or lhotse cuts' audio, with their metadata).
@@ -168,6 +172,12 @@ def extract(
 
     if on_bad_audio not in ON_BAD_AUDIO:
         raise ParameterError("on_bad_audio", f"must be one of {', '.join(ON_BAD_AUDIO)}, not {on_bad_audio!r}")
+    if require_codes and not upstream.num_codebooks:
+        raise ParameterError(
+            "codebook", f"is needed: upstream {upstream.name} has no quantizer, so the store would "
+            "hold no codes and the VQ methods could not run on it. Fit one on the training split "
+            f"(`vqpool codebook fit --upstream {upstream.name} --manifest M --out FILE`) or take "
+            "codes from another source ({codes_from}); to keep frames only, pass {no_codes}")
     unknown = sorted(set(keep_audio) - set(KEEPABLE))
     if unknown:
         raise ParameterError("keep_audio", f"names {', '.join(map(repr, unknown))}; it keeps "

@@ -103,7 +103,7 @@ def test_implausible_rates_long_truncated_and_silent_audio_are_bad_audio(fsdd_ro
     with pytest.raises(VqpoolError, match="keep_audio names 'loud'"):
         extract(rows, logmel, tmp_path / "x", keep_audio=["loud"], progress=False)
     write_manifest(rows, tmp_path / "m.csv")
-    command = ["extract", "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv"), "--on-bad-audio", "skip"]
+    command = ["extract", "--upstream", "logmel", "--no-codes", "--manifest", str(tmp_path / "m.csv"), "--on-bad-audio", "skip"]
     assert main([*command, "--keep-audio", "silent", "--max-seconds", "0", "--out", str(tmp_path / "cli")]) == 0
     assert sorted(Path(e["path"]).stem for e in FeatureStore(tmp_path / "cli").skipped) == ["cut", "fast", "onehz"]
     assert main([*command, "--keep-audio", "loud", "--out", str(tmp_path / "cli2")]) == 1
@@ -120,7 +120,7 @@ def test_loops_latin1_manifests_and_damaged_or_malicious_models_are_one_line_err
                             str(tmp_path / "m.csv")], "loop.wav: cannot resolve the path: a loop of symbolic links")
     latin = tmp_path / "latin.csv"
     latin.write_bytes("id,path,label\nu1,caf\xe9.wav,x\n".encode("latin-1"))
-    one_line_error(capsys, ["extract", "--upstream", "logmel", "--manifest", str(latin), "--out",
+    one_line_error(capsys, ["extract", "--upstream", "logmel", "--no-codes", "--manifest", str(latin), "--out",
                             str(tmp_path / "s")], "latin.csv:2: not UTF-8 text (byte 0xe9)")
 
     write_manifest(fsdd_rows(fsdd_root, 2), tmp_path / "ok.csv")
@@ -182,7 +182,7 @@ def test_splits_that_skew_a_benchmark_are_warned_about_wherever_rows_are_used(fs
     caplog.clear()
     manifest.write_text("\n".join(lines) + "\n")
     with caplog.at_level(logging.WARNING, logger="vqpool"):
-        assert main(["extract", "--upstream", "logmel", "--manifest", str(manifest), "--out", str(tmp_path / "s")]) == 0
+        assert main(["extract", "--upstream", "logmel", "--no-codes", "--manifest", str(manifest), "--out", str(tmp_path / "s")]) == 0
     assert "1 rows have no split, so no benchmark uses them ('e')" in caplog.text
     assert "is listed under more than one split (test as 'f', train as 'a', and 1 more file)" in caplog.text
     assert "label '2' occurs in test but in no training row" in caplog.text
@@ -200,7 +200,7 @@ def test_a_relabelled_manifest_is_refused_until_relabel_takes_it(fsdd_root, tmp_
     manifest = tmp_path / "m.csv"
     write_manifest(rows, manifest)
     out = tmp_path / "s"
-    args = ["extract", "--upstream", "logmel", "--manifest", str(manifest), "--batch-seconds", "0.5"]
+    args = ["extract", "--upstream", "logmel", "--no-codes", "--manifest", str(manifest), "--batch-seconds", "0.5"]
     assert main([*args, "--out", str(out)]) == 0
     relabelled = [{**row, "label": row["id"].split("_")[1], "split": "test" if k % 2 else "train"}
                   for k, row in enumerate(rows)]  # digits -> speakers, in place

@@ -122,19 +122,19 @@ def test_a_complete_store_is_reused_only_by_the_same_job(fsdd_root, tmp_path, ca
     write_manifest(fsdd_rows(fsdd_root, 4), tmp_path / "other.csv")
     out = tmp_path / "s"
     args = ["extract", "--manifest", str(tmp_path / "fsdd.csv"), "--out", str(out)]
-    assert main([*args, "--upstream", "logmel"]) == 0
+    assert main([*args, "--upstream", "logmel", "--no-codes"]) == 0
     sealed = (out / "complete.json").read_bytes()
     assert FeatureStore(out).header.task == "fsdd"
     capsys.readouterr()
 
-    assert main([*args, "--upstream", "logmel"]) == 0
+    assert main([*args, "--upstream", "logmel", "--no-codes"]) == 0
     assert "complete feature store (3 utterances) of this extraction; nothing to do" in capsys.readouterr().out
     refusals = {
-        "upstream.spec: \"logmel\" in the store, \"ge2e\" now": [*args, "--upstream", "ge2e"],
-        "rows: another manifest or corpus": ["extract", "--upstream", "logmel", "--manifest",
+        "upstream.spec: \"logmel\" in the store, \"ge2e\" now": [*args, "--upstream", "ge2e", "--no-codes"],
+        "rows: another manifest or corpus": ["extract", "--upstream", "logmel", "--no-codes", "--manifest",
                                              str(tmp_path / "other.csv"), "--task", "fsdd", "--out", str(out)],
-        "task: \"fsdd\" in the store, \"kws\" now": [*args, "--upstream", "logmel", "--task", "kws"],
-        "pooled_only: null in the store": [*args, "--upstream", "logmel", "--pooled-only", "ap", "--resume"],
+        "task: \"fsdd\" in the store, \"kws\" now": [*args, "--upstream", "logmel", "--no-codes", "--task", "kws"],
+        "pooled_only: null in the store": [*args, "--upstream", "logmel", "--no-codes", "--pooled-only", "ap", "--resume"],
     }
     for difference, refused in refusals.items():
         assert main(refused) == 1
@@ -151,7 +151,7 @@ def test_a_complete_store_is_reused_only_by_the_same_job(fsdd_root, tmp_path, ca
 
 def test_bad_output_folder_batch_size_and_options_are_refused(fsdd_root, tmp_path, capsys):
     write_manifest(fsdd_rows(fsdd_root, 2), tmp_path / "m.csv")
-    args = ["extract", "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv")]
+    args = ["extract", "--upstream", "logmel", "--no-codes", "--manifest", str(tmp_path / "m.csv")]
     (tmp_path / "file").write_text("")
     refusals = {
         "file: is a file, not a store folder": ["--out", str(tmp_path / "file")],
@@ -194,7 +194,7 @@ def test_bad_audio_stops_naming_the_file_or_is_skipped_and_reported(fsdd_root, t
             extract(rows, upstream, tmp_path / f"s-{name}", progress=False)
     rows = [*good, *({"id": name, "path": str(tmp_path / "bad" / f"{name}.wav")} for name in bad)]
     write_manifest(rows, tmp_path / "m.csv")
-    assert main(["extract", "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv"), "--out",
+    assert main(["extract", "--upstream", "logmel", "--no-codes", "--manifest", str(tmp_path / "m.csv"), "--out",
                  str(tmp_path / "s"), "--on-bad-audio", "skip"]) == 0
     assert "skipped 4 unusable files" in capsys.readouterr().err
     store = FeatureStore(tmp_path / "s")
@@ -210,7 +210,7 @@ def test_partial_store_needs_resume(fsdd_root, tmp_path, capsys):
     write_manifest(rows, tmp_path / "m.csv")
     extract(rows, load_upstream("logmel"), tmp_path / "s", task="m", progress=False)  # as the CLI names it
     (tmp_path / "s" / "complete.json").unlink()  # as if killed before sealing
-    args = ["extract", "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "s")]
+    args = ["extract", "--upstream", "logmel", "--no-codes", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "s")]
     assert main(args) == 1
     assert "partial feature store; pass --resume" in capsys.readouterr().err
     with pytest.raises(VqpoolError, match="unfinished store .4 of 4"):
@@ -251,7 +251,7 @@ def test_two_torchrun_processes_write_the_single_process_store(fsdd_root, tmp_pa
     torchrun = Path(sys.executable).with_name("torchrun")
     subprocess.run(
         [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "vqpool.cli", "extract",
-         "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "ranks"),
+         "--upstream", "logmel", "--no-codes", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "ranks"),
          "--batch-seconds", "1.5"],
         check=True, capture_output=True, env=ONE_THREAD, cwd=REPO, timeout=300,
     )
@@ -351,7 +351,7 @@ def test_a_store_started_through_a_symlink_resumes_from_the_prepared_manifest(fs
     index.write_bytes(b"".join(index.read_bytes().splitlines(keepends=True)[:3]))
     assert len(FeatureStore(out, allow_partial=True)) == 3
 
-    args = ["extract", "--upstream", "logmel", "--manifest", str(manifest), "--batch-seconds", "0.5"]
+    args = ["extract", "--upstream", "logmel", "--no-codes", "--manifest", str(manifest), "--batch-seconds", "0.5"]
     capsys.readouterr()
     assert main([*args, "--out", str(out), "--resume"]) == 0, capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "clean")]) == 0

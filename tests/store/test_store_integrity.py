@@ -69,7 +69,7 @@ def cut_to(store: Path, lines: int) -> None:
 
 def test_two_extractions_started_together_never_leave_wrong_data(fsdd_root, tmp_path):
     write_manifest(fsdd_rows(fsdd_root, 30, step=11), tmp_path / "m.csv")
-    args = ["extract", "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv"), "--batch-seconds", "0.3"]
+    args = ["extract", "--upstream", "logmel", "--no-codes", "--manifest", str(tmp_path / "m.csv"), "--batch-seconds", "0.3"]
     assert main([*args, "--out", str(tmp_path / "clean")]) == 0
     fresh, killed = tmp_path / "fresh", tmp_path / "killed"
     assert main([*args, "--out", str(killed)]) == 0
@@ -90,7 +90,7 @@ def test_two_extractions_started_together_never_leave_wrong_data(fsdd_root, tmp_
 def test_a_second_writer_is_refused_at_once_and_a_dead_one_blocks_nothing(fsdd_root, tmp_path, capsys):
     write_manifest(fsdd_rows(fsdd_root, 3), tmp_path / "m.csv")
     out = tmp_path / "s"
-    args = ["extract", "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv"), "--out", str(out)]
+    args = ["extract", "--upstream", "logmel", "--no-codes", "--manifest", str(tmp_path / "m.csv"), "--out", str(out)]
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from vqpool.store import lock; lock.acquire(sys.argv[1]); "
          "print('held', flush=True); time.sleep(600)", str(out)],
@@ -265,7 +265,7 @@ def test_edited_headers_and_completion_records_are_one_line_errors(tmp_path, cap
 
 def test_a_resume_cleans_up_and_equals_an_uninterrupted_run_file_for_file(fsdd_root, tmp_path, capsys):
     write_manifest(fsdd_rows(fsdd_root, 6), tmp_path / "m.csv")
-    args = ["extract", "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv"), "--batch-seconds", "0.5"]
+    args = ["extract", "--upstream", "logmel", "--no-codes", "--manifest", str(tmp_path / "m.csv"), "--batch-seconds", "0.5"]
     out = tmp_path / "s"
     assert main([*args, "--out", str(out)]) == 0
     # Killed while sealing: the completion record's temporary is there, the record is not.
@@ -308,7 +308,7 @@ def test_killed_atomic_writes_do_not_pile_up_temporaries(tmp_path):
 
 def test_rank_stores_left_by_a_merge_that_finished_are_removed(fsdd_root, tmp_path, capsys):
     write_manifest(fsdd_rows(fsdd_root, 4), tmp_path / "m.csv")
-    args = ["extract", "--upstream", "logmel", "--manifest", str(tmp_path / "m.csv"), "--batch-seconds", "1"]
+    args = ["extract", "--upstream", "logmel", "--no-codes", "--manifest", str(tmp_path / "m.csv"), "--batch-seconds", "1"]
     out = tmp_path / "s"
     assert main([*args, "--out", str(out)]) == 0
     rows = read_manifest(tmp_path / "m.csv")

@@ -78,6 +78,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stats", type=Path,
                         help="a saved CorpusStats, for --pooled-only methods that need corpus statistics")
     add_pool_arguments(parser, "with --pooled-only: ")
+    parser.add_argument("--no-codes", action="store_true",
+                        help="keep frames only when the upstream has no quantizer and no --codebook "
+                        "(without it, such an upstream is refused: its store serves no VQ method)")
     parser.add_argument("--resume", action="store_true", help="finish an interrupted extraction")
     parser.add_argument("--on-bad-audio", choices=("error", "skip"), default="error",
                         help="stop at an unusable file (default) or skip it and list it in skipped.csv")
@@ -136,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
             max_seconds=args.max_seconds or None,
             corpus=corpus,
             task=task,
+            require_codes=not args.no_codes,
         )
         if distributed.rank_and_world()[0] == 0:
             print(f"{args.out} is already a complete feature store ({len(store)} utterances) of this "
