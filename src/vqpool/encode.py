@@ -335,10 +335,12 @@ class Encoder:
         with tqdm(total=len(clips), unit="utt", desc="encoding", disable=not show, leave=False) as bar:
             planned = [[short[j] for j in batch] for batch in plan_batches(
                 [clips[k] for k in short], self.batch_seconds, pads_safely=self.upstream.pads_safely)]
-            read = lambda rows: [self._wave(clips[k]) for k in rows]  # noqa: E731
+            def read(rows: list[int]) -> list[np.ndarray]:
+                return [self._wave(clips[k]) for k in rows]
+
             for rows, waves in zip(planned, prefetched(read, planned, self.prefetch), strict=True):
-                ids = [clips[k].id for k in rows]
-                frames, lengths, codes = forward(self.upstream, waves, ids, ids)
+                where = [clips[k].meta.get("path") or clips[k].id for k in rows]
+                frames, lengths, codes = forward(self.upstream, waves, where, [clips[k].id for k in rows])
                 yield torch.tensor(rows), frames, lengths, codes
                 bar.update(len(rows))
             for k in long:
