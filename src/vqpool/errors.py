@@ -5,8 +5,10 @@ spells them as Python does (``name``, ``name='value'``) and ``render`` as the ca
 CLI: ``--flag``, ``--flag value``, from its one table in ``vqpool.cli``).
 """
 
+import importlib
 import re
 from collections.abc import Callable
+from types import ModuleType
 
 Spell = Callable[[str], str]
 
@@ -81,3 +83,12 @@ class BadAudioError(VqpoolError):
     def without_hint(self) -> "BadAudioError":
         """The same error for a caller that cannot skip files."""
         return BadAudioError(self.path, self.reason, self.kind, hint=None)
+
+
+def import_extra(module: str, extra: str, needed_for: str = "") -> ModuleType:
+    """Import an optional dependency, or say in one line which extra of vqpool brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        why = f" (needed for {needed_for})" if needed_for else ""
+        raise VqpoolError(f"{module} is not installed{why}: pip install 'vqpool[{extra}]'") from None

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vqpool import __version__
-from vqpool.errors import ParameterError, VqpoolError
+from vqpool.errors import ParameterError, VqpoolError, import_extra
 from vqpool.evaluate.pooled import open_store
 from vqpool.io import atomic_folder, atomic_path, check_replaceable
 from vqpool.vectors import CHUNK_ROWS, StorePooling, plan_pooling, pooled_chunks, select_rows
@@ -72,7 +72,7 @@ def export(
     if format not in FORMATS:
         raise ParameterError("format", f"must be one of {', '.join(FORMATS)}; got {format!r}")
     if format in EXTRAS:
-        _require(*EXTRAS[format])
+        import_extra(*EXTRAS[format], f"the {format} format")
     out = Path(out)
     if format == "parquet" and out.is_dir():
         raise ParameterError("out", f"{out} is a folder; a Parquet export is one file")
@@ -107,14 +107,6 @@ class Exported:
     def __str__(self) -> str:
         methods = ", ".join(f"{method} [{dim}]" for method, dim in self.dims.items())
         return f"{self.path}: {self.num_rows} rows x {methods} ({self.format})"
-
-
-def _require(module: str, extra: str) -> None:
-    try:
-        __import__(module)
-    except ImportError:
-        raise VqpoolError(f"this export format needs {module}, which is not installed: "
-                          f"pip install 'vqpool[{extra}]'") from None
 
 
 def _is_export(path: Path, format: str) -> bool:

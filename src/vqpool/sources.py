@@ -20,7 +20,7 @@ import numpy as np
 import soundfile
 
 from vqpool.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, implausible_rate
-from vqpool.errors import BadAudioError, ParameterError, VqpoolError
+from vqpool.errors import BadAudioError, ParameterError, import_extra
 
 Read = Callable[[], tuple[np.ndarray, int]]
 """``() -> (samples [N] or [N, channels] float32, sample rate)``."""
@@ -252,7 +252,7 @@ def _cut_field(cut: Any, name: str) -> Any:
 def load_hf_dataset(source: str | os.PathLike, *, allow_download: bool = False) -> Any:
     """A dataset saved with ``save_to_disk`` (a folder), or one in the local cache by name;
     a name is only downloaded when ``allow_download``."""
-    datasets = optional("datasets", "hf")
+    datasets = import_extra("datasets", "hf")
     if Path(source).is_dir():
         return datasets.load_from_disk(str(source))
     offline = datasets.config.HF_DATASETS_OFFLINE
@@ -268,17 +268,7 @@ def load_hf_dataset(source: str | os.PathLike, *, allow_download: bool = False) 
 
 def load_cuts(path: str | os.PathLike) -> Any:
     """A lhotse ``CutSet`` manifest (``cuts.jsonl.gz``)."""
-    lhotse = optional("lhotse", "lhotse")
+    lhotse = import_extra("lhotse", "lhotse")
     if not Path(path).is_file():
         raise ParameterError("cuts", f"{str(path)!r}: no such file")
     return lhotse.CutSet.from_file(path)
-
-
-def optional(module: str, extra: str) -> Any:
-    """Import an optional dependency, or say in one line which extra brings it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise VqpoolError(f"{module} is not installed: pip install 'vqpool[{extra}]'") from None

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vqpool.errors import ParameterError, VqpoolError
+from vqpool.errors import ParameterError, VqpoolError, import_extra
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,7 @@ MIN_POINTS_PER_LIST = 39  # FAISS warns when k-means has fewer training points p
 
 def import_faiss() -> Any:
     """The ``faiss`` module, or one line saying which extra installs it."""
-    try:
-        import faiss
-    except ImportError:
-        raise VqpoolError(
-            "vqpool's index needs FAISS, which is not installed: pip install 'vqpool[faiss]' "
-            "(or faiss-gpu for GPU search)"
-        ) from None
-    return faiss
+    return import_extra("faiss", "faiss", "vqpool's index; or install faiss-gpu for GPU search")
 
 
 def gpu_count(faiss: Any) -> int:
