@@ -24,12 +24,12 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from vqpool.audio import conform
 from vqpool.errors import ParameterError, VqpoolError
 from vqpool.io import load_tagged, save_tagged
 from vqpool.pooling import CorpusStats, PoolOptions, frame_weights, get_method, pool
+from vqpool.progress import progress_bar
 from vqpool.sources import Clip, clips_of
 from vqpool.upstream import CodesFrom, CodeSource, KMeansCodebook, Upstream, load_upstream
 from vqpool.upstream.codes import load_code_source
@@ -332,7 +332,7 @@ class Encoder:
         short = [k for k, clip in enumerate(clips) if clip.duration <= self.chunk_seconds]
         long = [k for k, clip in enumerate(clips) if clip.duration > self.chunk_seconds]
         show = progress if progress is not None else len(clips) > 64 or bool(long)
-        with tqdm(total=len(clips), unit="utt", desc="encoding", disable=not show, leave=False) as bar:
+        with progress_bar(show, total=len(clips), desc="encoding", unit="utt") as bar:
             planned = [[short[j] for j in batch] for batch in plan_batches(
                 [clips[k] for k in short], self.batch_seconds, pads_safely=self.upstream.pads_safely)]
             def read(rows: list[int]) -> list[np.ndarray]:

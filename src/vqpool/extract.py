@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
@@ -21,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from vqpool import distributed
 from vqpool.audio import ON_BAD_AUDIO, conform
 from vqpool.encode import NONFINITE, forward, nonfinite_rows, plan_batches, prefetched
 from vqpool.errors import BadAudioError, ParameterError, VqpoolError
+from vqpool.progress import progress_bar
 from vqpool.rows import canonical_rows, row_warnings
 from vqpool.sources import Clip, row_clip
 from vqpool.store import (
@@ -79,16 +78,17 @@ def plan(
     ``keep_audio`` has ``"truncated"``) or promises more than ``max_seconds`` of audio.
     ``rows`` are manifest rows or clips (`vqpool.sources`)."""
     clips, found, errors = [], [], []
-    for row in tqdm(rows, desc="reading audio headers", unit="file", file=sys.stderr,
-                    disable=not progress, leave=False):
-        try:
-            clip = row if isinstance(row, Clip) else row_clip(row)
-            _check_clip(clip, max_seconds, keep_audio)
-        except BadAudioError as error:
-            errors.append(error)
-            continue
-        clips.append(clip)
-        found.append(metadata(row))
+    with progress_bar(progress, total=len(rows), desc="reading audio headers", unit="file") as bar:
+        for row in rows:
+            bar.update()
+            try:
+                clip = row if isinstance(row, Clip) else row_clip(row)
+                _check_clip(clip, max_seconds, keep_audio)
+            except BadAudioError as error:
+                errors.append(error)
+                continue
+            clips.append(clip)
+            found.append(metadata(row))
     batches: list[list[Item]] = []
     for batch in plan_batches(clips, batch_seconds, pads_safely=pads_safely):
         start = sum(len(b) for b in batches)
@@ -457,8 +457,7 @@ def _run(
     """Extract the batches not yet committed; returns the files skipped as bad audio."""
     todo = [batch for batch in batches if any(item.order not in writer.committed for item in batch)]
     skipped: list[BadAudioError] = []
-    bar = tqdm(total=sum(len(b) for b in todo), unit="utt", desc="extracting", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(progress, total=sum(len(b) for b in todo), desc="extracting", unit="utt")
     audio_seconds, start = 0.0, time.perf_counter()
     with bar:
         for loaded in prefetched(lambda batch: _load(batch, upstream, keep_audio), todo, prefetch):

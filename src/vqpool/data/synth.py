@@ -23,7 +23,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import soxr
-from tqdm import tqdm
 
 from vqpool.data.common import Row, require_file
 from vqpool.data.custom import checked
@@ -39,6 +37,7 @@ from vqpool.data.output import write_prepared
 from vqpool.data.speechcommands import LISTS, WORDS
 from vqpool.errors import VqpoolError
 from vqpool.io import fsync_dir
+from vqpool.progress import progress_bar
 
 SAMPLE_RATE = 16_000
 WORD_SETS = {
@@ -129,8 +128,7 @@ def synthesize(
         total = len(jobs) * len(vocabulary) * repeats
         with (
             multiprocessing.get_context("spawn").Pool(workers, maxtasksperchild=1) as pool,
-            tqdm(total=total, unit="utt", desc="synth", file=sys.stderr,
-                 disable=None) as progress,  # None: drawn on a terminal only, not into logs
+            progress_bar(total=total, desc="synth", unit="utt") as progress,
         ):
             for spoken in pool.imap(_speak, jobs):
                 rows += spoken

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from vqpool.errors import VqpoolError
+from vqpool.progress import progress_bar
 from vqpool.store.format import (
     HEADER,
     INDEX,
@@ -196,8 +196,7 @@ def verify(directory: str | Path, *, progress: bool = False) -> list[str]:
     problems += index_problems(directory, header, records, lines)
     maps: dict[tuple[str, int], np.ndarray] = {}
     total = sum(entry[2] for record in records for entry in record["data"].values())
-    with tqdm(total=total, unit="B", unit_scale=True, desc="verifying", disable=not progress,
-              leave=False) as bar:
+    with progress_bar(progress, total=total, desc="verifying", unit="B") as bar:
         for line, record in zip(lines, records, strict=True):
             for stream, (shard, offset, nbytes, _) in record["data"].items():
                 if (stream, shard) not in maps:

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from vqpool.errors import ParameterError, VqpoolError
 from vqpool.io import load_tagged, save_tagged
+from vqpool.progress import progress_bar
 from vqpool.tensors import length_mask
 
 if TYPE_CHECKING:
@@ -208,10 +209,8 @@ def sample_frames(
 
     Utterances are read in a seeded random order until enough frames are in, so the model only
     runs on what the sample needs; the surplus of the last batch is dropped at random. The
-    progress bar (on a terminal only) counts to the frames the sample will really see.
+    progress (`vqpool.progress`) counts to the frames the sample will really see.
     """
-    from tqdm import tqdm
-
     from vqpool.audio import load_audio
     from vqpool.errors import BadAudioError
 
@@ -220,8 +219,7 @@ def sample_frames(
     expected = frames_in(upstream, paths, order, max_frames) if progress else max_frames
     collected: list[Tensor] = []
     total = used = 0
-    with tqdm(total=expected, unit="frame", desc="codebook frames",
-              disable=None if progress else True, leave=False) as bar:
+    with progress_bar(progress, total=expected, desc="codebook frames", unit="frame") as bar:
         for start in range(0, len(order), batch_size):
             if total >= max_frames:
                 break
@@ -239,8 +237,8 @@ def sample_frames(
             frames, frame_lengths, _ = upstream(waveforms, lengths, layers=layer)
             collected.append(frames[length_mask(frame_lengths, frames.shape[1])].cpu())
             used += len(audio)
+            bar.update(min(collected[-1].shape[0], max_frames - total))  # the sample's frames only
             total += collected[-1].shape[0]
-            bar.update(min(collected[-1].shape[0], max_frames - bar.n))
     frames = torch.cat(collected) if collected else torch.empty(0, 0)
     if frames.shape[0] > max_frames:
         frames = frames[torch.randperm(frames.shape[0], generator=generator)[:max_frames]]
