@@ -27,6 +27,7 @@ FLAGS = {
     "codes_from": "--codes-from",
     "codes_from.layer": "--code-layer",
     "codes_from.levels": "--code-levels",
+    "codes_from.manifest": "--code-manifest",
     "codes_from.rate": "--code-rate",
     "corpus": "--corpus",
     "cuts": "--cuts",

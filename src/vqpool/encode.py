@@ -81,17 +81,19 @@ def prefetched(load: Callable[[T], R], batches: Iterable[T], depth: int) -> Iter
 
 def forward(upstream: Upstream, waves: Sequence[np.ndarray], where: Sequence[object],
             ids: Sequence[str] | None = None, first_frames: Sequence[int] | None = None, *,
+            paths: Sequence[str | None] | None = None,
             check: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run ``upstream`` on mono waveforms at its rate: fp16 frames ``[B, T, D]`` (the store's
     precision), frame lengths ``[B]`` and codes ``[B, T, G]`` or None, on the upstream's device.
-    ``ids`` (and ``first_frames``, for windows of longer clips) serve code sources of units.
+    ``ids`` and ``paths`` (and ``first_frames``, for windows of longer clips) serve code sources
+    of units.
     With ``check``, non-finite frames raise, naming the first such input in ``where``;
     without, the caller checks (``nonfinite_rows``)."""
     lengths = torch.tensor([len(wave) for wave in waves])
     padded = torch.zeros(len(waves), int(lengths.max()))
     for row, wave in enumerate(waves):
         padded[row, : len(wave)] = torch.from_numpy(wave)
-    output = upstream(padded, lengths, ids=ids, first_frames=first_frames)
+    output = upstream(padded, lengths, ids=ids, first_frames=first_frames, paths=paths)
     frames = output.frames.to(FRAME_DTYPE)
     bad = nonfinite_rows(frames) if check else []
     if bad:
@@ -340,7 +342,8 @@ class Encoder:
 
             for rows, waves in zip(planned, prefetched(read, planned, self.prefetch), strict=True):
                 where = [clips[k].meta.get("path") or clips[k].id for k in rows]
-                frames, lengths, codes = forward(self.upstream, waves, where, [clips[k].id for k in rows])
+                frames, lengths, codes = forward(self.upstream, waves, where, [clips[k].id for k in rows],
+                                                 paths=[clips[k].meta.get("path") for k in rows])
                 yield torch.tensor(rows), frames, lengths, codes
                 bar.update(len(rows))
             for k in long:
@@ -367,7 +370,8 @@ class Encoder:
         for start in range(0, len(cut), per_batch):
             group = cut[start : start + per_batch]
             out, _, out_codes = forward(upstream, [wave[w.start : w.stop] for w in group], [clip.id] * len(group),
-                                        [clip.id] * len(group), [w.start // hop for w in group])
+                                        [clip.id] * len(group), [w.start // hop for w in group],
+                                        paths=[clip.meta.get("path")] * len(group))
             for row, w in enumerate(group):
                 keep = slice(w.first - w.start // hop, w.last - w.start // hop)
                 frames.append(out[row, keep])

@@ -542,7 +542,8 @@ def _compute(usable: list[tuple[Item, np.ndarray]], upstream: "Upstream",
     """The batch's arrays by stream, its frame lengths, and its rows that are not finite (why)."""
     frames, frame_lengths, codes = forward(upstream, [wave for _, wave in usable],
                                            [_where(item) for item, _ in usable],
-                                           [item.row.get("id") for item, _ in usable], check=False)
+                                           [item.row.get("id") for item, _ in usable],
+                                           paths=[item.row.get("path") for item, _ in usable], check=False)
     bad = dict.fromkeys(nonfinite_rows(frames), NONFINITE)
     arrays: dict[str, np.ndarray] = {}
     if codes is not None:

@@ -305,6 +305,59 @@ def test_km_units_end_to_end(models, corpus, tmp_path, capsys):
                  "--out", str(tmp_path / "half-rate"), "--codes-from", str(half), "--code-rate", "25"]) == 0
 
 
+def fairseq_layout(corpus: Path, folder: Path, units_of) -> tuple[Path, Path, dict[str, np.ndarray]]:
+    """What fairseq's simple_kmeans leaves: ``train.tsv`` (root, then ``relative<TAB>samples``)
+    and ``train.km`` (the units of each listed file, line for line, no ids), in reverse
+    manifest order so that only the files, not the order, can match lines to utterances.
+    The root is reached through a symbolic link, as a cluster's data folder often is."""
+    pairs = ids_and_paths(corpus)[::-1]
+    (folder / "data").symlink_to(Path(pairs[0][1]).parent)
+    units = {path: units_of(path) for _, path in pairs}
+    tsv, km = folder / "train.tsv", folder / "train.km"
+    tsv.write_text(f"{folder / 'data'}\n" + "".join(
+        f"{Path(path).name}\t{len(load_audio(path, 16000))}\n" for _, path in pairs))
+    km.write_text("".join(" ".join(map(str, units[path])) + "\n" for _, path in pairs))
+    return tsv, km, units
+
+
+def test_fairseq_km_labels_follow_their_tsv_end_to_end(models, corpus, tmp_path, capsys):
+    w2v = load_upstream(str(models["w2v"]))
+    generator = np.random.default_rng(1)
+    tsv, km, units = fairseq_layout(corpus, tmp_path, lambda path: generator.integers(
+        0, 50, size=int(w2v.num_frames(len(load_audio(path, 16000))))))
+    store_dir = tmp_path / "store"
+    args = ["extract", "--upstream", str(models["w2v"]), "--manifest", str(corpus)]
+    assert main([*args, "--out", str(store_dir), "--codes-from", str(km)]) == 0  # the .tsv beside it
+    store = FeatureStore(store_dir)
+    source = store.header.upstream.code_source
+    assert source["kind"] == "units" and source["manifest"] == str(tsv.resolve())
+    for k in range(len(store)):
+        _, codes, meta = store[k]
+        assert np.array_equal(codes[:, 0].numpy(), units[meta["path"]])
+    assert main(["bench", "--store", str(store_dir), "--methods", "ap,vq-lp",
+                 "--results", str(tmp_path / "r.jsonl")]) == 0
+    assert "codes: train.km x1" in capsys.readouterr().out
+
+    # the manifest named elsewhere; a label file one line short; a manifest without a .km
+    elsewhere = tmp_path / "lists"
+    elsewhere.mkdir()
+    (elsewhere / "labels.km").write_text(km.read_text())
+    assert main([*args, "--out", str(tmp_path / "named"), "--codes-from", str(elsewhere / "labels.km"),
+                 "--code-manifest", str(tsv)]) == 0
+    assert np.array_equal(FeatureStore(tmp_path / "named")[0][1], store[0][1])
+    (elsewhere / "short.km").write_text("".join(km.read_text().splitlines(keepends=True)[1:]))
+    assert main([*args, "--out", str(tmp_path / "short"), "--codes-from", str(elsewhere / "short.km"),
+                 "--code-manifest", str(tsv)]) == 1
+    assert "5 lines of units, but its manifest" in capsys.readouterr().err
+    np.savez(elsewhere / "units.npz", **{"a": np.zeros(3, dtype=np.int16)})
+    assert main([*args, "--out", str(tmp_path / "npz"), "--codes-from", str(elsewhere / "units.npz"),
+                 "--code-manifest", str(tsv)]) == 1
+    assert "--code-manifest goes with a fairseq .km label file" in capsys.readouterr().err
+    # without its .tsv, an id-less label file is read as `id u1 u2 ...`: the miss says why
+    assert main([*args, "--out", str(tmp_path / "bare"), "--codes-from", str(elsewhere / "labels.km")]) == 1
+    assert "as fairseq's .km labels do: give the .tsv manifest" in capsys.readouterr().err
+
+
 def test_npy_unit_folder_and_missing_ids(models, corpus, tmp_path):
     folder = tmp_path / "units"
     folder.mkdir()

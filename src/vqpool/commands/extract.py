@@ -63,13 +63,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     codes.add_argument("--codes-from", metavar="SPEC",
                        help="a codec checkpoint (EnCodec, DAC, Mimi: folder, or hub id with --allow-download), "
                        "a k-means codebook of any upstream, a fairseq km.bin, or precomputed units "
-                       "(a folder of <id>.npy / <id>.km, a .km file of `id u1 u2 ...` lines, a .npz)")
+                       "(a folder of <id>.npy / <id>.km, a .km file of `id u1 u2 ...` lines, a .npz, or "
+                       "fairseq's .km labels with their .tsv)")
     codes.add_argument("--code-levels", type=int, metavar="N", help="with a codec: its first N quantizer levels (default all)")
     codes.add_argument("--code-upstream", metavar="SPEC", help="with a km.bin: the upstream it was fitted on "
                        "(default --upstream)")
     codes.add_argument("--code-layer", metavar="N", help="with a km.bin: the layer it was fitted on")
     codes.add_argument("--code-rate", type=float, metavar="HZ",
                        help="with precomputed units: units per second (default: the frames' rate)")
+    codes.add_argument("--code-manifest", metavar="TSV",
+                       help="with a fairseq .km label file: the .tsv manifest its lines follow "
+                       "(default: the .tsv beside it)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: one GPU per rank)")
     parser.add_argument("--batch-seconds", type=float, default=60.0,
                         help="padded audio per batch, in seconds (default 60)")
@@ -155,11 +159,11 @@ def _codes_from(args: argparse.Namespace) -> "CodesFrom | None":
     from vqpool.upstream import CodesFrom
 
     given = {"levels": args.code_levels, "upstream": args.code_upstream, "layer": args.code_layer,
-             "rate": args.code_rate}
+             "rate": args.code_rate, "manifest": args.code_manifest}
     if args.codes_from is None:
         if any(value is not None for value in given.values()):
-            raise VqpoolError("--code-levels, --code-upstream, --code-layer and --code-rate only apply "
-                              "with --codes-from")
+            raise VqpoolError("--code-levels, --code-upstream, --code-layer, --code-rate and "
+                              "--code-manifest only apply with --codes-from")
         return None
     return CodesFrom(args.codes_from, **given)
 

@@ -31,10 +31,11 @@ LAYER_SPEC_HELP = "'mean' (all layers), 'last', one index 'N', or a list 'a,b,c'
 
 class Keys(NamedTuple):
     """What a batch's waveforms are, for code sources that look codes up (precomputed units):
-    each one's utterance id, and where its first frame lies in that utterance."""
+    each one's utterance id, where its first frame lies in that utterance, and its audio file."""
 
     ids: Sequence[str] | None = None
     first_frames: Sequence[int] | None = None
+    paths: Sequence[str | None] | None = None
 
     def take(self, rows: list[int]) -> Keys:
         return Keys(*(None if given is None else [given[row] for row in rows] for given in self))
@@ -227,6 +228,7 @@ class Upstream(ABC):
         layers: str | Sequence[str] | None = None,
         ids: Sequence[str] | None = None,
         first_frames: Sequence[int] | None = None,
+        paths: Sequence[str | None] | None = None,
     ) -> UpstreamOutput:
         """Frames and codes of a zero-padded batch ``[B, N]`` with true ``lengths`` ``[B]``.
 
@@ -235,7 +237,8 @@ class Upstream(ABC):
         distinct length, so the result never depends on how utterances were batched.
         ``ids`` name the utterances, for a code source of precomputed units; ``first_frames``
         (default 0) is where each waveform's first frame lies in its utterance, when a waveform
-        is a window of a longer one (units are looked up for the whole utterance).
+        is a window of a longer one (units are looked up for the whole utterance); ``paths``
+        are the audio files, for units keyed by file (fairseq's ``.km`` with its ``.tsv``).
         """
         selection = self.selection if layers is None else self._parse(layers)
         waveforms = torch.as_tensor(waveforms, dtype=torch.float32).to(self.device)
@@ -251,10 +254,10 @@ class Upstream(ABC):
                 f"length {waveforms.shape[1]}; got {lengths.tolist()}"
             )
         batch = waveforms.shape[0]
-        for name, given in (("ids", ids), ("first_frames", first_frames)):
+        keys = Keys(ids, first_frames, paths)
+        for name, given in zip(Keys._fields, keys, strict=True):
             if given is not None and len(given) != batch:
                 raise ParameterError(name, f"has {len(given)} entries for a batch of {batch}")
-        keys = Keys(ids, first_frames)
         if self.pads_safely or bool((lengths == lengths[0]).all()):
             return self._run(waveforms[:, : int(lengths.max())], lengths, selection, keys)
         return self._run_by_length(waveforms, lengths, selection, keys)

@@ -12,7 +12,11 @@ from one of these `CodeSource`\\ s, each at its own rate:
   applied to a named upstream layer;
 - ``units``: precomputed unit sequences keyed by utterance id: a folder of ``<id>.npy`` (``[C]``
   or ``[C, G]`` integers) or ``<id>.km`` files (one line of integers), a ``.km`` file of lines
-  ``<id> u1 u2 ...``, or a ``.npz`` archive keyed by id.
+  ``<id> u1 u2 ...``, or a ``.npz`` archive keyed by id; or fairseq's own layout, keyed by audio
+  file: a ``.km`` label file of ``u1 u2 ...`` lines (``simple_kmeans/dump_km_label.py``) with the
+  ``.tsv`` manifest it was dumped from (its first line the root folder, then ``relative/path<TAB>
+  samples`` in the order of the ``.km`` lines), given as ``manifest`` or lying beside it with the
+  same name.
 
 **Alignment** (`align_codes`, one rule for every source). A stream at R frames per second
 (R = sample rate / hop) gives frame t the time span [t / R, (t + 1) / R) from the first sample;
@@ -45,6 +49,7 @@ import torch
 from torch import Tensor
 
 from vqpool.errors import ParameterError, VqpoolError
+from vqpool.rows import canonical_path
 from vqpool.tensors import length_mask
 
 if TYPE_CHECKING:
@@ -71,13 +76,15 @@ class CodesFrom:
     hub id), a codebook file, a ``km.bin``, or a folder / file of units. ``levels``: the first
     quantizer levels of a codec (default all); ``upstream`` and ``layer``: what a ``km.bin`` is
     applied to (default upstream: the frames' own); ``rate``: units per second of precomputed
-    units (default: the frames' rate)."""
+    units (default: the frames' rate); ``manifest``: the fairseq ``.tsv`` whose files the lines
+    of a ``.km`` label file follow (default: the ``.tsv`` beside it, if any)."""
 
     spec: str
     levels: int | None = None
     upstream: str | None = None
     layer: str | None = None
     rate: float | None = None
+    manifest: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if value is not None}
@@ -128,7 +135,8 @@ class CodeSource(ABC):
     num_codebooks: int
     codebook_size: int
     pads_safely: bool = False  # False: run once per distinct length, so batching changes nothing
-    needs_ids: bool = False  # looks codes up by utterance id instead of computing them
+    # The field of `Keys` it looks codes up by ("ids" or "paths") instead of computing them.
+    looks_up: str | None = None
 
     @property
     def label(self) -> str:
@@ -159,11 +167,13 @@ class CodeSource(ABC):
                     frame_lengths: Tensor, keys: Keys) -> Tensor:
         """The codes of ``upstream``'s frames for this batch, ``[B, T, G]`` on its device."""
         num_frames = int(frame_lengths.max())
-        if self.needs_ids:
-            if keys.ids is None or any(key is None for key in keys.ids):
+        if self.looks_up is not None:
+            looked_up = getattr(keys, self.looks_up)
+            if looked_up is None or any(key is None for key in looked_up):
+                what = {"ids": "utterance id", "paths": "audio file"}[self.looks_up]
                 raise VqpoolError(f"{self.request.spec}: precomputed units are looked up by "
-                                  "utterance id, and this batch came without ids")
-            codes, code_lengths = self.codes(waveforms, lengths, list(keys.ids))
+                                  f"{what}, and this batch came without them")
+            codes, code_lengths = self.codes(waveforms, lengths, list(looked_up))
         else:
             codes, code_lengths = self.codes(*self._resampled(waveforms, lengths, upstream.sample_rate))
         if int(code_lengths.min()) < 1:
@@ -172,8 +182,8 @@ class CodeSource(ABC):
                               f"samples at {upstream.sample_rate} Hz (too short for this code source)")
         first = None if keys.first_frames is None else torch.as_tensor(list(keys.first_frames))
         frame_rate = exact_rate(upstream.frame_rate)
-        if self.needs_ids and first is None:
-            self._check_counts(keys.ids, code_lengths, frame_lengths, frame_rate)
+        if self.looks_up is not None and first is None:
+            self._check_counts(getattr(keys, self.looks_up), code_lengths, frame_lengths, frame_rate)
         return align_codes(codes.to(upstream.device), code_lengths, self.rate, frame_lengths,
                            num_frames, frame_rate, first)
 
@@ -324,16 +334,22 @@ class UpstreamCodes(CodeSource):
 
 
 class UnitCodes(CodeSource):
-    """Precomputed unit sequences keyed by utterance id, read once into memory (int32)."""
+    """Precomputed unit sequences keyed by utterance id (or by audio file, for fairseq's
+    ``.km`` + ``.tsv``), read once into memory (int32)."""
 
     kind = "units"
     sample_rate = None
-    needs_ids = True
     pads_safely = True
 
     def __init__(self, request: CodesFrom, rate: float) -> None:
         self.request, path = request, Path(request.spec)
-        self.units, digest = read_units(path)
+        self.manifest = fairseq_manifest(path, request.manifest)
+        if self.manifest is None:
+            self.units, digest = read_units(path)
+            self.looks_up = "ids"
+        else:
+            self.units, digest = read_fairseq_units(path, self.manifest)
+            self.looks_up = "paths"
         if not self.units:
             raise ParameterError("codes_from", f"{path}: holds no unit sequences ({', '.join(UNIT_SUFFIXES)} "
                                  "files, a .km file of `id u1 u2 ...` lines, or a .npz archive)")
@@ -352,20 +368,75 @@ class UnitCodes(CodeSource):
         self.name = path.name
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "path": str(Path(self.request.spec).resolve()), "sha256": self.sha256,
-                "num_utterances": len(self.units)}
+        manifest = {} if self.manifest is None else {"manifest": str(self.manifest.resolve())}
+        return {**super().describe(), "path": str(Path(self.request.spec).resolve()), **manifest,
+                "sha256": self.sha256, "num_utterances": len(self.units)}
 
     def codes(self, waveforms: Tensor, lengths: Tensor, ids: list[str] | None = None) -> tuple[Tensor, Tensor]:
         found = []
         for key in ids or []:
+            if self.looks_up == "paths":
+                key = canonical_path(key)
             if key not in self.units:
-                raise VqpoolError(f"{self.request.spec}: no units for utterance {key!r}")
+                raise VqpoolError(self._missing(key))
             found.append(torch.from_numpy(self.units[key]))
         code_lengths = torch.tensor([len(units) for units in found])
         if int(code_lengths.min()) == 0:
             raise VqpoolError(f"{self.request.spec}: utterance {ids[int(code_lengths.argmin())]!r} has no units")
         codes = torch.nn.utils.rnn.pad_sequence(found, batch_first=True).long()
         return codes, code_lengths
+
+
+    def _missing(self, key: str) -> str:
+        if self.looks_up == "paths":
+            return f"{self.request.spec}: no units for {key} (not a file of {self.manifest})"
+        unkeyed = all(name.isdigit() for name in self.units)
+        return (f"{self.request.spec}: no units for utterance {key!r}"
+                f"{unkeyed_hint(Path(self.request.spec)) if unkeyed else ''}")
+
+
+def unkeyed_hint(path: Path) -> str:
+    """What to say of a ``.km`` file read as ``id u1 u2 ...`` lines whose "ids" are integers."""
+    return ("; its lines start with units, not ids, as fairseq's .km labels do: give the .tsv "
+            "manifest they were dumped from (codes_from.manifest), or put it beside as "
+            f"{path.with_suffix('.tsv').name}")
+
+
+def fairseq_manifest(path: Path, manifest: str | None) -> Path | None:
+    """The ``.tsv`` whose audio files a fairseq ``.km`` label file follows line by line: the
+    one asked for, else the one beside it with the same name; None for units keyed by id."""
+    if manifest is not None:
+        if path.suffix != ".km" or not path.is_file():
+            raise ParameterError("codes_from.manifest", f"goes with a .km label file; {path} is not one")
+        if not Path(manifest).is_file():
+            raise ParameterError("codes_from.manifest", f"{manifest}: no such file")
+        return Path(manifest)
+    beside = path.with_suffix(".tsv")
+    return beside if path.suffix == ".km" and path.is_file() and beside.is_file() else None
+
+
+def read_fairseq_units(path: Path, manifest: Path) -> tuple[dict[str, np.ndarray], str]:
+    """``{audio file (canonical path): int32 [C, 1]}`` from a ``.km`` label file and the ``.tsv``
+    manifest it follows, and the sha256 of both. The manifest's root is taken as fairseq takes
+    it (a relative root is relative to the working folder)."""
+    lines = [line for line in manifest.read_text().splitlines() if line.strip()]
+    if not lines:
+        raise VqpoolError(f"{manifest}: empty; a fairseq manifest starts with its root folder")
+    root = Path(lines[0].strip())
+    files = [canonical_path(root / line.split("\t")[0]) for line in lines[1:]]
+    labels = [(number, line) for number, line in enumerate(path.read_text().splitlines(), start=1)
+              if line.strip()]
+    if len(labels) != len(files):
+        raise VqpoolError(f"{path}: {len(labels)} lines of units, but its manifest {manifest} lists "
+                          f"{len(files)} files; they must be the same, line for line")
+    units: dict[str, np.ndarray] = {}
+    for file, (number, line) in zip(files, labels, strict=True):
+        if file in units:
+            raise VqpoolError(f"{manifest}: {file} is listed twice")
+        units[file] = _km_line(line, f"{path}:{number}")
+    digest = hashlib.sha256(hashlib.sha256(path.read_bytes()).digest()
+                            + hashlib.sha256(manifest.read_bytes()).digest()).hexdigest()
+    return units, digest
 
 
 def read_units(path: Path) -> tuple[dict[str, np.ndarray], str]:
@@ -396,7 +467,8 @@ def read_units(path: Path) -> tuple[dict[str, np.ndarray], str]:
             continue
         key, _, rest = line.strip().partition(" ")
         if key in units:
-            raise VqpoolError(f"{path}:{number}: a second line for utterance {key!r}")
+            raise VqpoolError(f"{path}:{number}: a second line for utterance {key!r}"
+                              f"{unkeyed_hint(path) if key.isdigit() else ''}")
         units[key] = _km_line(rest, f"{path}:{number}")
     return units, digest
 
@@ -501,6 +573,8 @@ def load_code_source(
         return CodecCodes(request, device=upstream.device, allow_download=allow_download)
     if path.is_dir() and (path / "config.json").is_file():
         return CodecCodes(request, device=upstream.device, allow_download=allow_download)
+    if request.manifest is not None and path.suffix != ".km":
+        raise ParameterError("codes_from.manifest", f"goes with a fairseq .km label file; {path} is not one")
     if path.is_dir() or path.suffix in (".km", ".npz"):
         return UnitCodes(request, request.rate or upstream.frame_rate)
     if not path.is_file():
