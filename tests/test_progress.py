@@ -2,6 +2,8 @@
 
 import io
 import logging
+import subprocess
+import sys
 
 import pytest
 from tqdm import tqdm
@@ -97,3 +99,21 @@ def test_an_extraction_into_a_log_shows_progress_lines_not_a_bar(fsdd_root, tmp_
     assert any(line.startswith("extracting: 3/3 utt (100%)") and ", done, RTF " in line
                for line in lines), err
     assert any(line.startswith("reading audio headers: ") for line in lines), err
+
+
+def test_a_logged_cli_run_has_no_carriage_returns(fsdd_root, tmp_path):
+    """Run as a user's job would, stderr to a file: transformers' weight-loading bar and
+    vqpool's own progress both stay out of the way of a readable log."""
+    from tiny_models import make_hubert
+
+    model = make_hubert(tmp_path / "hubert")
+    files = sorted(fsdd_root.glob("*.wav"))[:2]
+    write_manifest([{"id": f.stem, "path": str(f), "label": f.stem[0], "split": "train"}
+                    for f in files], tmp_path / "m.csv")
+    log_file = tmp_path / "extract.log"
+    with open(log_file, "w") as stderr:
+        subprocess.run([sys.executable, "-m", "vqpool", "extract", "--upstream", str(model),
+                        "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "s"),
+                        "--no-codes"], stderr=stderr, check=True)
+    text = log_file.read_text()
+    assert "\r" not in text and "Loading weights" not in text, text

@@ -4,6 +4,7 @@ Each verb lives in ``vqpool.commands.<verb>`` with ``register(subparsers)`` and 
 """
 
 import argparse
+import os
 import sys
 from importlib import import_module
 
@@ -84,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     show_library_logs()
+    if not sys.stderr.isatty():
+        # Other libraries' bars (transformers' "Loading weights", hub downloads, datasets) would
+        # write carriage-return lines into a log; vqpool's own progress writes plain lines there.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verb is None:
