@@ -140,7 +140,7 @@ def pooled_chunks(
     with progress_bar(progress, total=len(rows), desc="pooling", unit="utt") as bar:
         for start in range(0, len(rows), chunk_rows):
             chunk = rows[start : start + chunk_rows]
-            with closing(_counted(store.batches(chunk, **options), bar)) as batches:
+            with closing(_counted(store.batches(chunk, reuse=True, **options), bar)) as batches:
                 pooled = pool_split(batches, pooling.methods, chunk, pooling.stats,
                                     pooling.options, device=device)
             yield chunk, _checked(pooling, {m: pooled[m].numpy() for m in pooling.methods})

@@ -1,13 +1,13 @@
 """An in-memory ``vqpool.store.Store``, FeatureStore's stand-in in fast tests (same batches, same order)."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from toy_headers import toy_header
-from vqpool.store import Batch, StoreHeader, length_batches, split_indices
+from vqpool.store import Batch, StoreHeader, check_streams, length_batches, split_indices
 
 
 class MemoryStore:  # implements vqpool.store.Store
@@ -31,6 +31,7 @@ class MemoryStore:  # implements vqpool.store.Store
         self._pooled = pooled or {}
         self.path = path
         self.read: list[int] = []  # every row handed out, to check what a step looked at
+        self.read_frames: list[int] = []  # every row whose frames were handed out
 
     def __len__(self) -> int:
         return len(self.meta)
@@ -56,6 +57,7 @@ class MemoryStore:  # implements vqpool.store.Store
 
     def __getitem__(self, i: int) -> tuple[Tensor | None, Tensor | None, dict[str, Any]]:
         self.read.append(i)
+        self.read_frames.append(i)
         frames = self.frames[i] if self.frames is not None else None
         codes = self.codes[i] if self.codes is not None else None
         return frames, codes, self.meta[i]
@@ -63,18 +65,33 @@ class MemoryStore:  # implements vqpool.store.Store
     def indices(self, split: str | None = None) -> list[int]:
         return split_indices(self.meta, split, where=str(self.path or "the in-memory store"))
 
-    def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = 64) -> Iterator[Batch]:
-        """Padded batches of at most ``max_frames`` padded frames, longest first, as FeatureStore's."""
-        chosen = indices if indices is not None else range(len(self))
-        for batch in length_batches(self.lengths, chosen, max_frames):
-            yield self._collate(batch)
+    def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = 64,
+                streams: Collection[str] | None = None, reuse: bool = False) -> Iterator[Batch]:
+        """Padded batches of at most ``max_frames`` padded frames, longest first, as FeatureStore's.
 
-    def _collate(self, batch: list[int]) -> Batch:
+        With ``reuse`` each batch's tensors are spoilt (NaN frames, codes -1) once the next batch
+        is asked for: a caller that keeps a reused batch sees it, as it would with FeatureStore."""
+        chosen = indices if indices is not None else range(len(self))
+        wanted = check_streams(streams)
+        previous: Batch | None = None
+        for batch in length_batches(self.lengths, chosen, max_frames):
+            if reuse and previous is not None:
+                for tensor, spoilt in ((previous[0], float("nan")), (previous[2], -1)):
+                    if tensor is not None:
+                        tensor.fill_(spoilt)
+            previous = self._collate(batch, wanted)
+            yield previous
+
+    def _collate(self, batch: list[int], streams: Sequence[str]) -> Batch:
         self.read.extend(batch)
         pad = torch.nn.utils.rnn.pad_sequence
-        frames = pad([self.frames[i] for i in batch], batch_first=True) if self.frames else None
+        frames = codes = None
+        if self.frames and "frames" in streams:
+            self.read_frames.extend(batch)
+            frames = pad([self.frames[i] for i in batch], batch_first=True)
         lengths = torch.tensor([self.lengths[i] for i in batch])
-        codes = pad([self.codes[i] for i in batch], batch_first=True) if self.codes else None
+        if self.codes and "codes" in streams:
+            codes = pad([self.codes[i] for i in batch], batch_first=True)
         return frames, lengths, codes, list(batch)
 
 

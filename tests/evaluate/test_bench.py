@@ -5,7 +5,7 @@ from memstore import MemoryStore, toy_store
 from vqpool.errors import VqpoolError
 from vqpool.evaluate.bench import run_bench
 from vqpool.evaluate.knn import one_nn_accuracy
-from vqpool.evaluate.pooled import FoldPooler, fit_stats
+from vqpool.evaluate.pooled import FoldPooler, fit_stats, pool_split
 from vqpool.evaluate.results import SCHEMA, read_results
 from vqpool.evaluate.splits import select_folds
 from vqpool.pooling import CorpusStats, pool
@@ -154,3 +154,60 @@ def test_leave_one_session_out_trains_on_every_other_session() -> None:
         for k in range(3)
     ]
     assert row["per_fold"] == pytest.approx(expected)
+
+
+def noisy_store(n: int, seed: int) -> MemoryStore:
+    store, _ = toy_store(n, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    store.frames = [f + torch.randn(f.shape, generator=generator) for f in store.frames]  # weights matter
+    return store
+
+
+@pytest.mark.parametrize("include_validation", [False, True])
+def test_a_fold_reads_each_frame_once_and_pools_as_statistics_from_frames(include_validation) -> None:
+    store = noisy_store(30, seed=8)
+    (fold,) = select_folds(store.meta, "all", [["train"] * 18 + ["validation"] * 4 + ["test"] * 8])
+    rows = fold.train + fold.test
+    pooler = FoldPooler(store, "all", include_validation=include_validation, progress=False)
+    assert {"whitening", "softdecay", "vq-gp", "vq-sif", "sp"} <= set(pooler.methods)
+    store.read_frames.clear()
+    vectors = pooler.vectors(fold, rows)
+    read = sorted(store.read_frames)
+    assert read == sorted(fold.fit_indices(include_validation) + fold.test)  # each row once
+    # The reference: statistics fitted on the training rows' frames, then every batch pooled.
+    stats = CorpusStats.fit([b[:3] for b in store.batches(fold.fit_indices(include_validation))],
+                            codebook_size=8, progress=False)
+    for method in pooler.methods:
+        expected = torch.zeros_like(vectors[method])
+        for frames, lengths, codes, batch in store.batches(rows):
+            expected[batch] = pool(frames, lengths, codes, method, stats)
+        torch.testing.assert_close(vectors[method][rows], expected[rows], rtol=0, atol=1e-6, msg=method)
+
+
+def test_later_folds_transform_the_cached_ap_vectors_without_reading_frames() -> None:
+    store = noisy_store(30, seed=9)
+    folds = select_folds(store.meta, "all", [["train"] * 20 + ["test"] * 10,
+                                             ["test"] * 10 + ["train"] * 20])
+    pooler = FoldPooler(store, ["whitening", "softdecay", "vq-lp"], progress=False)
+    first = pooler.vectors(folds[0])
+    store.read_frames.clear()
+    second = pooler.vectors(folds[1])
+    assert store.read_frames == [] and "ap" not in second
+    assert torch.equal(first["vq-lp"], second["vq-lp"])
+    fresh = FoldPooler(store, ["whitening", "softdecay"], progress=False).vectors(folds[1])
+    for method in ("whitening", "softdecay"):
+        assert torch.equal(second[method], fresh[method]), method
+        assert not torch.allclose(first[method], second[method])  # the folds' statistics differ
+
+
+def test_pool_split_writes_into_the_given_tensors() -> None:
+    store = noisy_store(12, seed=10)
+    rows = [1, 3, 4, 8, 11]
+    returned = pool_split(store.batches(rows), ["ap", "sp"], rows)
+    out = {"ap": torch.full((12, 6), 7.0), "sp": torch.full((12, 12), 7.0)}
+    written = pool_split(store.batches(rows), ["ap", "sp"], rows, out=out)
+    assert written is out and written["ap"] is out["ap"]
+    others = [i for i in range(12) if i not in rows]
+    for method in ("ap", "sp"):
+        assert torch.equal(out[method][rows], returned[method])
+        assert bool((out[method][others] == 7.0).all())

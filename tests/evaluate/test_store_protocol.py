@@ -7,7 +7,7 @@ from memstore import MemoryStore
 
 from toy_headers import toy_header
 from vqpool.errors import VqpoolError
-from vqpool.pooling import CorpusStats
+from vqpool.pooling import CorpusStats, pool
 from vqpool.store import FeatureStore, Store, StoreWriter
 
 DIM, GROUPS, CODES = 4, 2, 50
@@ -63,3 +63,60 @@ def test_corpus_stats_fit_takes_the_store_batches_as_they_come(tmp_path) -> None
         assert torch.equal(getattr(direct, name), getattr(triples, name)), name
     with pytest.raises(VqpoolError, match=r"expected a \(frames, lengths, codes\[, indices\]\) tuple"):
         CorpusStats.fit([(*b, None) for b in disk.batches(train)], codebook_size=CODES, progress=False)
+
+
+def test_streams_and_reuse_give_the_same_batches(tmp_path) -> None:
+    disk, memory = both(tmp_path)
+    chosen = [7, 0, 1, 2, 4, 5, 6]
+    for store in (disk, memory):
+        kept = list(store.batches(chosen, max_frames=20))  # the default: every batch is its own
+        reused = [(f.clone(), lengths, c.clone(), i) for f, lengths, c, i in
+                  store.batches(chosen, max_frames=20, reuse=True)]
+        codes_only = list(store.batches(chosen, max_frames=20, streams=["codes"]))
+        lengths_only = list(store.batches(chosen, max_frames=20, streams=()))
+        fresh = list(memory.batches(chosen, max_frames=20))
+        for mine, again, codes, bare, expected in zip(kept, reused, codes_only, lengths_only, fresh,
+                                                      strict=True):
+            for batch in (mine, again):
+                assert torch.equal(batch[0], expected[0]) and torch.equal(batch[2], expected[2])
+            assert codes[0] is None and bare[0] is None and bare[2] is None
+            assert torch.equal(codes[2], expected[2])
+            for batch in (mine, again, codes, bare):
+                assert batch[3] == expected[3] and torch.equal(batch[1], expected[1])
+        with pytest.raises(VqpoolError, match=r"streams.*'pooled'"):
+            next(store.batches(chosen, streams=("frames", "pooled")))
+    frames, codes, _ = disk[1]
+    assert frames.dtype == torch.float32 and codes.dtype == torch.int64
+    assert torch.equal(frames, memory.frames[1]) and torch.equal(codes, memory.codes[1])
+
+
+def test_reading_only_codes_reads_no_frames(tmp_path) -> None:
+    disk, _ = both(tmp_path)
+    list(disk.batches(streams=("codes",)))
+    assert disk._checked == {(i, "codes") for i in range(len(LENGTHS))}  # no frames touched
+    counts = CorpusStats.from_store(disk, include=("counts",), progress=False)
+    assert counts.include == ("counts",) and all(s == "codes" for _, s in disk._checked)
+    every = CorpusStats.from_store(disk, progress=False)
+    for name in ("code_counts", "tuple_ids", "tuple_counts"):
+        assert torch.equal(getattr(counts, name), getattr(every, name)), name
+    assert (counts.num_utterances, counts.total_frames) == (every.num_utterances, every.total_frames)
+
+
+def test_statistics_from_pooled_ap_vectors_equal_those_from_frames(tmp_path) -> None:
+    disk, memory = both(tmp_path)
+    train = disk.indices("train")
+    # AP vectors pooled in other batches than the fit's: every row, 36 padded frames at a time.
+    ap = torch.zeros(len(LENGTHS), DIM)
+    for frames, lengths, codes, rows in disk.batches(max_frames=36):
+        ap[rows] = pool(frames, lengths, codes, "ap")
+    for store in (disk, memory):
+        from_frames = CorpusStats.from_store(store, indices=train, max_frames=20, progress=False)
+        store.read_frames = []
+        from_ap = CorpusStats.from_store(store, indices=train, max_frames=20, progress=False,
+                                         ap_vectors=ap)
+        assert from_ap.include == from_frames.include == ("counts", "whitening", "softdecay")
+        for name in ("code_counts", "tuple_ids", "tuple_counts", "whitening_mean", "whitening_matrix",
+                     "softdecay_basis", "softdecay_scale"):
+            torch.testing.assert_close(getattr(from_ap, name), getattr(from_frames, name),
+                                       rtol=1e-12, atol=1e-12, msg=name)
+    assert memory.read_frames == []

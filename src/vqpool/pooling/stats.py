@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, fields
 from typing import Protocol
@@ -42,7 +42,8 @@ class StoreLike(Protocol):
 
     def indices(self, split: str | None = None) -> list[int]: ...
 
-    def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = ...) -> Iterable[
+    def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = ...,
+                streams: Collection[str] | None = None, reuse: bool = False) -> Iterable[
         tuple[Tensor | None, Tensor, Tensor | None, list[int]]]: ...
 
     def pooled(self, method: str) -> Tensor: ...
@@ -226,27 +227,39 @@ class CorpusStats:
         include: Iterable[str] | None = None,
         max_frames: int | None = None,
         progress: bool = True,
+        ap_vectors: Tensor | None = None,
     ) -> CorpusStats:
         """Fit on the rows of ``split`` of a feature store (or on its rows ``indices``, which
         take the place of ``split``), reading it one batch at a time.
 
         A store that keeps frames gives its frames and codes; a pooled-only store gives its
-        stored AP vectors (``store.pooled("ap")``) in place of frames, with its codes. ``split``
-        None takes every row. ``include`` is as for `fit`; ``max_frames`` bounds a batch's padded
-        frames (default: the store's). ``progress`` shows a bar of utterances on stderr when
-        stderr is a terminal. ``vqpool stats fit`` saves what this returns.
+        stored AP vectors (``store.pooled("ap")``) in place of frames, with its codes; so do
+        ``ap_vectors`` (``[len(store), D]``, e.g. pooled by a pass that had the frames anyway:
+        only the chosen rows are used). ``split`` None takes every row. ``include`` is as for
+        `fit`; only the streams its parts need are read (codes alone for ``("counts",)``).
+        ``max_frames`` bounds a batch's padded frames (default: the store's). ``progress``
+        shows a bar of utterances on stderr when stderr is a terminal. ``vqpool stats fit``
+        saves what this returns.
         """
         chosen = list(store.indices(split) if indices is None else indices)
         if not chosen:
             where = f"split {split!r}" if indices is None else "indices"
             raise VqpoolError(f"CorpusStats.from_store: {where} selects no rows of the store")
-        ap = None if store.has_frames else torch.as_tensor(store.pooled("ap")).float()
+        parts = PARTS if include is None else _check_include(include)
+        ap = ap_vectors
+        if ap is None and not store.has_frames:
+            ap = torch.as_tensor(store.pooled("ap")).float()
+        streams = [stream for stream, needed in (
+            ("frames", ap is None and {"whitening", "softdecay"} & set(parts)),
+            ("codes", "counts" in parts)) if needed]
         options = {} if max_frames is None else {"max_frames": max_frames}
         bar = tqdm(total=len(chosen), desc="statistics", unit="utt", leave=False,
                    disable=None if progress else True)  # None: drawn only on a terminal
 
         def batches() -> Iterator[Batch]:
-            for frames, lengths, codes, rows in store.batches(chosen, **options):
+            # fit keeps nothing of a batch, so the store may reuse its tensors
+            for frames, lengths, codes, rows in store.batches(chosen, streams=streams, reuse=True,
+                                                              **options):
                 yield (frames if ap is None else ap[rows], lengths, codes)
                 bar.update(len(rows))
 

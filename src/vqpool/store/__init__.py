@@ -32,7 +32,15 @@ from vqpool.store.header import (
     read_header,
 )
 from vqpool.store.lock import LOCK, StoreBusyError, store_lock
-from vqpool.store.protocol import Batch, Store, length_batches, split_indices
+from vqpool.store.protocol import (
+    READ_DTYPES,
+    STREAMS,
+    Batch,
+    Store,
+    check_streams,
+    length_batches,
+    split_indices,
+)
 from vqpool.store.reader import FeatureStore
 from vqpool.store.writer import StoreWriter, rewrite_metadata
 
@@ -43,9 +51,11 @@ __all__ = [
     "INDEX",
     "LOCK",
     "POOLED_DTYPE",
+    "READ_DTYPES",
     "SEALED",
     "SHARD_BYTES",
     "SKIPPED",
+    "STREAMS",
     "Batch",
     "FeatureStore",
     "Job",
@@ -56,6 +66,7 @@ __all__ = [
     "StoreHeader",
     "StoreWriter",
     "UpstreamInfo",
+    "check_streams",
     "read_header",
     "length_batches",
     "read_index",

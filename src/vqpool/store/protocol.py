@@ -6,17 +6,32 @@ batches in the same order.
 """
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+import torch
 from torch import Tensor
 
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError, VqpoolError
 from vqpool.rows import SPLITS
 from vqpool.store.header import StoreHeader
 
 # (frames fp32 [B, L, D] | None, lengths int64 [B], codes int64 [B, L, G] | None, store indices)
 Batch = tuple[Tensor | None, Tensor, Tensor | None, list[int]]
+# The streams a batch carries, as the dtypes batches deliver them in.
+READ_DTYPES = {"frames": torch.float32, "codes": torch.int64}
+STREAMS = tuple(READ_DTYPES)
+
+
+def check_streams(streams: Collection[str] | None) -> tuple[str, ...]:
+    """``streams`` in `STREAMS` order (every one when None); a name not in `STREAMS` is an error."""
+    if streams is None:
+        return STREAMS
+    chosen = {streams} if isinstance(streams, str) else set(streams)
+    unknown = sorted(chosen - set(STREAMS))
+    if unknown:
+        raise ParameterError("streams", f"names {unknown}; choose from {list(STREAMS)}")
+    return tuple(s for s in STREAMS if s in chosen)
 
 
 def length_batches(num_frames: Sequence[int], indices: Sequence[int], max_frames: int) -> Iterator[list[int]]:
@@ -80,8 +95,11 @@ class Store(Protocol):
     def indices(self, split: str | None = None) -> list[int]:
         """Positions of the utterances of ``split`` (all when None)."""
 
-    def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = ...) -> Iterator[Batch]:
-        """Padded batches of ``indices`` (all when None) in :func:`length_batches` order."""
+    def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = ...,
+                streams: Collection[str] | None = None, reuse: bool = False) -> Iterator[Batch]:
+        """Padded batches of ``indices`` (all when None) in :func:`length_batches` order, carrying
+        ``streams`` (`check_streams`; the others are None, unread). With ``reuse`` a batch's
+        tensors may be overwritten by the next batch (a store may also hand out new ones)."""
 
     def pooled(self, method: str) -> Tensor:
         """``[N, D']`` fp32 vectors pooled at extraction (pooled-only stores)."""

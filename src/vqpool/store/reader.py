@@ -2,7 +2,8 @@
 
 import csv
 import os
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,17 @@ from torch import Tensor
 from vqpool.errors import VqpoolError
 from vqpool.store import checks
 from vqpool.store.format import (
+    DTYPES,
     SKIPPED,
     scan_index,
     shard_path,
     stream_dtype,
 )
 from vqpool.store.header import StoreHeader, read_header
-from vqpool.store.protocol import Batch, length_batches, split_indices
+from vqpool.store.protocol import READ_DTYPES, Batch, check_streams, length_batches, split_indices
+
+# What the frames and codes streams hold on disk, as torch dtypes.
+TORCH_DTYPES = {stream: torch.from_numpy(np.zeros(0, dtype)).dtype for stream, dtype in DTYPES.items()}
 
 
 class FeatureStore:
@@ -70,6 +75,7 @@ class FeatureStore:
         # Each utterance's position in the extraction plan; merging rank stores sorts by it.
         self.orders: list[int] = [record["order"] for record in self._records]
         self._maps: dict[tuple[str, int], np.ndarray] = {}
+        self._shards: dict[tuple[str, int], Tensor] = {}  # the same maps, as uint8 tensors
         # Entries whose bytes were checked against their CRC-32 (each is checked on first read).
         self._checked: set[tuple[int, str]] | None = set() if check_reads else None
 
@@ -138,36 +144,60 @@ class FeatureStore:
 
     def __getitem__(self, i: int) -> tuple[Tensor | None, Tensor | None, dict[str, Any]]:
         i = range(len(self))[i]
-        frames = torch.from_numpy(self.array(i, "frames").astype(np.float32)) if self.has_frames else None
-        codes = self._codes(i)
+        frames, codes = (self._tensor(i, s).to(READ_DTYPES[s]) if s in self.header.streams else None
+                         for s in ("frames", "codes"))
         return frames, codes, dict(self.meta[i])
 
-    def _codes(self, i: int) -> Tensor | None:
-        if "codes" not in self.header.streams:
-            return None
-        return torch.from_numpy(self.array(i, "codes").astype(np.int64))
-
-    def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = 65536) -> Iterator[Batch]:
+    def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = 65536,
+                streams: Collection[str] | None = None, reuse: bool = False) -> Iterator[Batch]:
         """Padded ``(frames fp32 [B, L, D], lengths [B], codes int64 [B, L, G] | None, indices)``.
 
         Utterances are sorted longest first and grouped so that ``B * L <= max_frames``
         (:func:`~vqpool.store.protocol.length_batches`). Padding is 0. Frames are None in a
-        pooled-only store (its codes still come, for code statistics).
+        pooled-only store (its codes still come, for code statistics). ``streams`` names the
+        streams to read (of ``STREAMS``; default: every one the store has); the others come as
+        None, unread. ``reuse``: each batch is written over the previous one's tensors, which
+        saves allocating (and faulting in) a large fresh buffer per batch; a caller that keeps a
+        batch past the next must copy it. By default every batch is new.
         """
         chosen = range(len(self)) if indices is None else indices
-        for batch in length_batches(self.num_frames, chosen, max_frames):
-            yield self._collate(batch)
+        wanted = [s for s in check_streams(streams) if s in self.header.streams]
+        planned = list(length_batches(self.num_frames, chosen, max_frames))
+        buffers = None
+        if reuse and planned:  # one buffer per stream, as large as the largest batch needs
+            size = max(len(batch) * int(self.num_frames[batch[0]]) for batch in planned)
+            buffers = {s: torch.empty(size * self._width(s), dtype=READ_DTYPES[s]) for s in wanted}
+        for batch in planned:
+            yield self._collate(batch, wanted, buffers)
 
-    def _collate(self, batch: list[int]) -> Batch:
+    def _width(self, stream: str) -> int:
+        return self.dim if stream == "frames" else self.num_codebooks
+
+    def _collate(self, batch: list[int], streams: list[str], buffers: dict[str, Tensor] | None) -> Batch:
         lengths = self.num_frames[batch]
+        shape = (len(batch), int(lengths[0]), 0)  # longest first
         padded = {}
-        for stream, dtype, width in (("frames", np.float32, self.dim), ("codes", np.int64, self.num_codebooks)):
-            if stream in self.header.streams:
-                buffer = np.zeros((len(batch), lengths.max(), width), dtype=dtype)
-                for row, i in enumerate(batch):
-                    buffer[row, : lengths[row]] = self.array(i, stream)
-                padded[stream] = torch.from_numpy(buffer)
+        for stream in streams:
+            size = shape[0] * shape[1] * self._width(stream)
+            flat = (torch.empty(size, dtype=READ_DTYPES[stream]) if buffers is None
+                    else buffers[stream][:size])
+            out = padded[stream] = flat.view(shape[0], shape[1], self._width(stream))
+            for row, (i, length) in enumerate(zip(batch, lengths.tolist(), strict=True)):
+                out[row, :length].copy_(self._tensor(i, stream))  # widened by torch, in place
+                out[row, length:].zero_()
         return padded.get("frames"), torch.from_numpy(lengths), padded.get("codes"), list(batch)
+
+    def _tensor(self, i: int, stream: str) -> Tensor:
+        """Utterance ``i``'s ``stream`` as a tensor over the memory map (checked on first read)."""
+        shard, offset, nbytes, _ = self._records[i]["data"][stream]
+        if self._checked is not None and (i, stream) not in self._checked:
+            self._check(i, stream, self._map(stream, shard)[offset : offset + nbytes])
+        if (stream, shard) not in self._shards:
+            with warnings.catch_warnings():  # read-only: nothing here writes to it
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+                self._shards[stream, shard] = torch.from_numpy(self._map(stream, shard))
+        raw = self._shards[stream, shard][offset : offset + nbytes]
+        return raw.view(TORCH_DTYPES[stream]).view(int(self.num_frames[i]), -1)
 
     def pooled(self, method: str) -> Tensor:
         """``[N, D']`` fp32 vectors pooled at extraction time (pooled-only stores)."""
