@@ -24,11 +24,11 @@ from vqpool.evaluate.pooled import (
     choose_methods,
     open_store,
     pool_split,
-    progress_bar,
     store_path,
 )
 from vqpool.evaluate.splits import Fold
 from vqpool.pooling import CorpusStats, PoolOptions, get_method, output_dim
+from vqpool.progress import progress_bar
 
 log = logging.getLogger(__name__)
 

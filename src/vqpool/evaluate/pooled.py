@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from vqpool.errors import ParameterError, VqpoolError
 from vqpool.evaluate.results import append_result
@@ -31,16 +30,12 @@ from vqpool.pooling import (
     select_methods,
 )
 from vqpool.pooling.stats import MIN_WHITENING, PARTS
+from vqpool.progress import progress_bar
 from vqpool.store import Store
 
 Batch = tuple[Tensor, Tensor, Tensor | None, list[int]]
 
 log = logging.getLogger(__name__)
-
-
-def progress_bar(progress: bool = True, **options: Any) -> tqdm:
-    """A transient bar on stderr, drawn only when stderr is a terminal: logs get no bar lines."""
-    return tqdm(disable=None if progress else True, leave=False, **options)
 
 
 def store_offers(store: Any, *, training: bool = False) -> Available:

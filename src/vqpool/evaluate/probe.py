@@ -23,7 +23,6 @@ from vqpool.evaluate.options import at_least, check_device, positive, resolve_po
 from vqpool.evaluate.pooled import (
     FoldPooler,
     open_store,
-    progress_bar,
     store_offers,
     store_path,
     write_rows,
@@ -32,6 +31,7 @@ from vqpool.evaluate.results import make_row
 from vqpool.evaluate.splits import encode_labels, resolve_task, select_folds, warn_about_rows
 from vqpool.pooling import get_method, method_names, select_methods
 from vqpool.pooling.heads import build_head
+from vqpool.progress import progress_bar
 from vqpool.store import Store
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ def train_probe(
             curve.append(evaluate(model, valid, batch_size=batch_size, device=device))
             if best_epoch < 0 or curve[-1] > curve[best_epoch]:
                 best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
-            bar.set_postfix(valid=f"{curve[-1]:.2f}", best=f"{curve[best_epoch]:.2f}", refresh=False)
+            bar.set_postfix_str(f"valid {curve[-1]:.2f}, best {curve[best_epoch]:.2f}", refresh=False)
             bar.update()
             if patience is not None and epoch - best_epoch >= patience:
                 break

@@ -16,11 +16,11 @@ from typing import Protocol
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from vqpool.errors import VqpoolError
 from vqpool.io import load_tagged, save_tagged
 from vqpool.pooling.masking import length_mask, weighted_average
+from vqpool.progress import progress_bar
 
 Batch = tuple[Tensor | None, Tensor, Tensor | None]
 
@@ -171,30 +171,30 @@ class CorpusStats:
         counts: _CodeCounts | None = None
         moments: _Moments | None = None
         num_utterances = total_frames = 0
-        for index, batch in enumerate(
-            tqdm(batches, desc="corpus statistics", unit="batch", leave=False, disable=not progress)
-        ):
-            frames, lengths, codes = _check_batch(batch, index)
-            if layout is None:
-                layout = (frames is not None, codes is not None)
-                parts = _choose_parts(wanted, *layout)
-                if "counts" in parts:
-                    counts = _CodeCounts(
-                        codes.shape[-1], _check_codebook_size(codebook_size, codes)
+        with progress_bar(progress, desc="corpus statistics", unit="batch") as bar:
+            for index, batch in enumerate(batches):
+                bar.update()
+                frames, lengths, codes = _check_batch(batch, index)
+                if layout is None:
+                    layout = (frames is not None, codes is not None)
+                    parts = _choose_parts(wanted, *layout)
+                    if "counts" in parts:
+                        counts = _CodeCounts(
+                            codes.shape[-1], _check_codebook_size(codebook_size, codes)
+                        )
+                    if "whitening" in parts or "softdecay" in parts:
+                        moments = _Moments(frames.shape[-1])
+                elif layout != (frames is not None, codes is not None):
+                    raise VqpoolError(
+                        f"batch {index}: every batch must carry the same kinds of data as the first "
+                        f"(frames: {layout[0]}, codes: {layout[1]})"
                     )
-                if "whitening" in parts or "softdecay" in parts:
-                    moments = _Moments(frames.shape[-1])
-            elif layout != (frames is not None, codes is not None):
-                raise VqpoolError(
-                    f"batch {index}: every batch must carry the same kinds of data as the first "
-                    f"(frames: {layout[0]}, codes: {layout[1]})"
-                )
-            if counts is not None:
-                counts.update(codes, lengths, index)
-            if moments is not None:
-                moments.update(_ap_vectors(frames, lengths), index)
-            num_utterances += lengths.shape[0]
-            total_frames += int(lengths.sum())
+                if counts is not None:
+                    counts.update(codes, lengths, index)
+                if moments is not None:
+                    moments.update(_ap_vectors(frames, lengths), index)
+                num_utterances += lengths.shape[0]
+                total_frames += int(lengths.sum())
         if layout is None:
             raise VqpoolError(
                 "CorpusStats.fit: batches is empty; pass the training split's batches"
@@ -253,8 +253,7 @@ class CorpusStats:
             ("frames", ap is None and {"whitening", "softdecay"} & set(parts)),
             ("codes", "counts" in parts)) if needed]
         options = {} if max_frames is None else {"max_frames": max_frames}
-        bar = tqdm(total=len(chosen), desc="statistics", unit="utt", leave=False,
-                   disable=None if progress else True)  # None: drawn only on a terminal
+        bar = progress_bar(progress, total=len(chosen), desc="statistics", unit="utt")
 
         def batches() -> Iterator[Batch]:
             # fit keeps nothing of a batch, so the store may reuse its tensors
