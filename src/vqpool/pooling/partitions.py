@@ -10,15 +10,18 @@ Nothing depends on ``V^G`` (codec codes have up to 32 codebooks of 2048 entries)
 """
 
 import functools
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 
+from vqpool.pooling.masking import row_chunks
 from vqpool.pooling.stats import code_tuple_ids
 
 NO_PART = -1
 SHIFTS = 8  # offsets _next_disjoint tries on the whole batch before chasing the rare long runs
-TABLE_ENTRIES = 1 << 18  # per_code's (utterance, codebook, code) table: 1 MiB of int32
+TABLE_ENTRIES = 1 << 20  # per_code's (utterance, codebook, code) table: 4 MiB of int32, in L3
+SPARSE_RESET = 64  # per_code resets the entries it wrote, not the whole table, past this many a slot
 FEW_CODEBOOKS = 4  # up to this many, loops over codebooks beat reductions over them
 ALL_TRUE = 0x0101010101010101  # eight True bools read as one int64
 
@@ -190,36 +193,46 @@ def per_code(codes: Tensor, mask: Tensor, values: int, least: Tensor | None = No
     that hold code ``q_t^g`` in codebook g, their number, or with ``least [B, L]`` (integers
     below 2^31) the least of theirs; ``total`` sums the counts over the codebooks (``[B, L]``).
     Codes lie in ``[0, values)``, padding included (`pool` zeroes it); padding entries of the
-    result are meaningless.
+    result are meaningless. `per_code_chunks` computes it a few utterances at a time."""
+    found = torch.empty(codes.shape[:2] if total else codes.shape, dtype=torch.int32, device=codes.device)
+    for rows, got in per_code_chunks(codes, mask, values, least):
+        found[rows] = got.sum(-1, dtype=torch.int32) if total else got
+    return found
 
-    A table of (utterance, codebook, code) entries serves a few utterances at a time (at most
-    `TABLE_ENTRIES`, or one utterance's G V, entries: it stays in cache), and only the entries
-    written are reset: memory is bounded and work O(B L G), whatever V and G. Padding frames
-    take part with a count of 0 or a value no true frame has, so no mask is applied per entry."""
+
+def per_code_chunks(codes: Tensor, mask: Tensor, values: int,
+                    least: Tensor | None = None) -> Iterator[tuple[slice, Tensor]]:
+    """`per_code` for one chunk of utterances after another: ``(rows, result[rows])``.
+
+    A table of (utterance, codebook, code) entries serves the chunk (at most `TABLE_ENTRIES`, or
+    one utterance's G V, entries: it stays in cache; on a CPU `row_chunks` bounds its codes too) and is reset after it (whole, unless it
+    has over `SPARSE_RESET` entries a code): memory is bounded and work O(B L G), whatever V
+    and G. A caller that reduces each chunk at once keeps its
+    temporaries in cache too. Padding frames take part with a count of 0 or a value no true
+    frame has, so no mask is applied per entry."""
     batch, length, groups = codes.shape
     width = groups * values
-    rows = max(1, min(batch, TABLE_ENTRIES // width))
     never = torch.iinfo(torch.int32).max
     empty = 0 if least is None else never
+    each = mask.int() if least is None else least.int().masked_fill(~mask, never)
+    chunks = row_chunks(batch, length * groups, codes.device, most=max(1, TABLE_ENTRIES // width))
+    rows = chunks[0].stop
     table = torch.full((rows * width,), empty, dtype=torch.int32, device=codes.device)
     base = torch.arange(rows, device=codes.device)[:, None, None] * width + torch.arange(
-        groups, device=codes.device) * values
-    base = base.expand(rows, length, groups).contiguous()  # adding it needs no broadcast
-    each = mask.int() if least is None else least.int().masked_fill(~mask, never)
-    source = each[..., None].expand(batch, length, groups).reshape(-1)
-    found = torch.empty(codes.shape[:2] if total else codes.shape, dtype=torch.int32, device=codes.device)
-    for start in range(0, batch, rows):  # each chunk's work stays in cache
-        part = codes[start : start + rows]
+        groups, device=codes.device) * values  # [rows, 1, G]: where each (utterance, codebook) starts
+    for chunk in chunks:
+        part = codes[chunk]
         slot = (part + base[: part.shape[0]]).view(-1)
-        chunk = source[start * length * groups : start * length * groups + slot.numel()]
+        source = each[chunk, :, None].expand(part.shape).reshape(-1)
         if least is None:
-            table.index_add_(0, slot, chunk)
+            table.scatter_add_(0, slot, source)
         else:
-            table.scatter_reduce_(0, slot, chunk, "amin")
-        got = table.index_select(0, slot).view(part.shape)
-        found[start : start + rows] = got.sum(-1, dtype=torch.int32) if total else got
-        table.index_fill_(0, slot, empty)
-    return found
+            table.scatter_reduce_(0, slot, source, "amin")
+        yield chunk, table.index_select(0, slot).view(part.shape)
+        if table.numel() <= SPARSE_RESET * slot.numel():
+            table.fill_(empty)  # one sequential write beats as many scattered ones
+        else:
+            table.index_fill_(0, slot, empty)
 
 
 def _ranks(codes: Tensor, mask: Tensor) -> Tensor:
