@@ -20,7 +20,7 @@ from vqpool.pooling.stats import code_tuple_ids
 
 NO_PART = -1
 SHIFTS = 8  # offsets _next_disjoint tries on the whole batch before chasing the rare long runs
-TABLE_ENTRIES = 1 << 20  # per_code's (utterance, codebook, code) table: 4 MiB of int32, in L3
+TABLE_ENTRIES = 1 << 18  # per_code's (utterance, codebook, code) table: 1 MiB of int32
 SPARSE_RESET = 8  # per_code resets the entries it wrote, not the whole table, past this many a slot
 FEW_CODEBOOKS = 4  # up to this many, loops over codebooks beat reductions over them
 ALL_TRUE = 0x0101010101010101  # eight True bools read as one int64
@@ -62,23 +62,20 @@ def allsquash_or(codes: Tensor, mask: Tensor) -> Tensor:
     fixed point each component points at its earliest node, whose first frame labels it.
     """
     batch, length, groups = codes.shape
-    starts = _new_run(codes, share=True) & mask
+    changed = codes[:, 1:] != codes[:, :-1]
+    starts = torch.cat([mask[:, :1], _all_codebooks(changed) & mask[:, 1:]], 1)
     node = starts.view(-1).cumsum(0) - 1  # padding inherits a node id, but joins no edge
     node_frame = starts.view(-1).nonzero().squeeze(1)
     # Edges from the first frame of each run of equal code in each codebook to the node of the
     # earliest frame of the utterance holding that code (nodes count up in time, so: the least
-    # node holding it); edges inside one node carry nothing. Built a chunk at a time, in cache.
-    nodes = node.view(batch, length)
-    sources, targets = [], []
-    for rows, target in per_code_chunks(codes, mask, int(codes.max()) + 1, nodes):
-        part = codes[rows]
-        edge = target != nodes[rows, :, None].int()
-        edge[:, 1:] &= (part[:, 1:] != part[:, :-1]) | starts[rows, 1:, None]
-        edge &= mask[rows, :, None]
-        frame_code = edge.view(-1).nonzero().squeeze(1)  # (b L + t) G + g within the chunk
-        sources.append(nodes[rows].reshape(-1).index_select(0, frame_code // groups))
-        targets.append(target.view(-1).index_select(0, frame_code).long())
-    source, target = torch.cat(sources), torch.cat(targets)
+    # node holding it); edges inside one node carry nothing.
+    target = per_code(codes, mask, int(codes.max()) + 1, node.view(batch, length))
+    edge = target != node.int().view(batch, length, 1)
+    edge[:, 1:] &= changed | starts[:, 1:, None]
+    edge &= mask[..., None]
+    frame_code = edge.view(-1).nonzero().squeeze(1)  # (b L + t) G + g
+    source = node.index_select(0, frame_code // groups)
+    target = target.view(-1).index_select(0, frame_code).long()
     parent = torch.arange(len(node_frame), device=codes.device)
     parent.scatter_reduce_(0, source, target, "amin")
     for _ in range(length):  # each round at least halves the distance to the root (FastSV)
@@ -315,27 +312,23 @@ def _first_equal(keys: Tensor, mask: Tensor) -> Tensor:
 
 def _next_disjoint(codes: Tensor, mask: Tensor) -> Tensor:
     """``[B, L]``: for each true frame t, the first later frame sharing no code with t, or the
-    utterance length; L on padding. Offsets 1..SHIFTS compare the codes with themselves shifted
-    (runs are short), a chunk of utterances at a time on a CPU (`row_chunks`); the rare frames
-    still unresolved then search on one by one."""
-    batch, length, groups = codes.shape
+    utterance length; L on padding. Offsets 1..SHIFTS compare the whole batch with itself shifted
+    (runs are short); the rare frames still unresolved then search on one by one."""
+    batch, length, _ = codes.shape
     lengths = mask.sum(1, keepdim=True)
     positions = torch.arange(length, device=codes.device)
     answer = torch.where(mask, lengths, length)
     unresolved = mask.clone()  # true frames whose probe t + offset is still a true frame
     offsets = range(1, min(SHIFTS, length - 1) + 1)
-    for rows in row_chunks(batch, length * groups, codes.device):  # views: updated in place
-        part, inside, found, open_ = codes[rows], mask[rows], answer[rows], unresolved[rows]
-        for offset in offsets:
-            disjoint = _all_codebooks(part[:, offset:] != part[:, :-offset])
-            hit = open_[:, :-offset] & inside[:, offset:] & disjoint
-            found[:, :-offset] = torch.where(hit, positions[offset:], found[:, :-offset])
-            open_[:, :-offset] &= inside[:, offset:] & ~disjoint
-            open_[:, -offset:] = False
-            if not open_.any():
-                break
-    if not unresolved.any():
-        return answer
+    for offset in offsets:
+        inside = mask[:, offset:]
+        disjoint = _all_codebooks(codes[:, offset:] != codes[:, :-offset])
+        hit = unresolved[:, :-offset] & inside & disjoint
+        answer[:, :-offset] = torch.where(hit, positions[offset:], answer[:, :-offset])
+        unresolved[:, :-offset] &= inside & ~disjoint
+        unresolved[:, -offset:] = False
+        if not unresolved.any():
+            return answer
     flat_codes, answer = codes.reshape(batch * length, -1), answer.view(-1)
     frame = unresolved.view(-1).nonzero().squeeze(1)  # flat index b L + t
     own = flat_codes.index_select(0, frame)
