@@ -10,7 +10,6 @@ Nothing depends on ``V^G`` (codec codes have up to 32 codebooks of 2048 entries)
 """
 
 import functools
-from collections.abc import Iterator
 
 import torch
 from torch import Tensor
@@ -193,23 +192,13 @@ def per_code(codes: Tensor, mask: Tensor, values: int, least: Tensor | None = No
     that hold code ``q_t^g`` in codebook g, their number, or with ``least [B, L]`` (integers
     below 2^31) the least of theirs; ``total`` sums the counts over the codebooks (``[B, L]``).
     Codes lie in ``[0, values)``, padding included (`pool` zeroes it); padding entries of the
-    result are meaningless. `per_code_chunks` computes it a few utterances at a time."""
-    found = torch.empty(codes.shape[:2] if total else codes.shape, dtype=torch.int32, device=codes.device)
-    for rows, got in per_code_chunks(codes, mask, values, least):
-        found[rows] = got.sum(-1, dtype=torch.int32) if total else got
-    return found
+    result are meaningless.
 
-
-def per_code_chunks(codes: Tensor, mask: Tensor, values: int,
-                    least: Tensor | None = None) -> Iterator[tuple[slice, Tensor]]:
-    """`per_code` for one chunk of utterances after another: ``(rows, result[rows])``.
-
-    A table of (utterance, codebook, code) entries serves the chunk (at most `TABLE_ENTRIES`, or
-    one utterance's G V, entries: it stays in cache; on a CPU `row_chunks` bounds its codes too) and is reset after it (whole, unless it
-    has over `SPARSE_RESET` entries a code): memory is bounded and work O(B L G), whatever V
-    and G. A caller that reduces each chunk at once keeps its
-    temporaries in cache too. Padding frames take part with a count of 0 or a value no true
-    frame has, so no mask is applied per entry."""
+    A table of (utterance, codebook, code) entries serves a few utterances at a time (at most
+    `TABLE_ENTRIES`, or one utterance's G V, entries, and on a CPU at most `row_chunks`'s codes:
+    it stays in cache) and is reset after them, whole unless it has over `SPARSE_RESET` entries
+    a code: memory is bounded and work O(B L G), whatever V and G. Padding frames take part
+    with a count of 0 or a value no true frame has, so no mask is applied per entry."""
     batch, length, groups = codes.shape
     width = groups * values
     never = torch.iinfo(torch.int32).max
@@ -219,20 +208,24 @@ def per_code_chunks(codes: Tensor, mask: Tensor, values: int,
     rows = chunks[0].stop
     table = torch.full((rows * width,), empty, dtype=torch.int32, device=codes.device)
     base = torch.arange(rows, device=codes.device)[:, None, None] * width + torch.arange(
-        groups, device=codes.device) * values  # [rows, 1, G]: where each (utterance, codebook) starts
+        groups, device=codes.device) * values
+    base = base.expand(rows, length, groups).contiguous()  # adding it needs no broadcast
+    found = torch.empty(codes.shape[:2] if total else codes.shape, dtype=torch.int32, device=codes.device)
     for chunk in chunks:
         part = codes[chunk]
         slot = (part + base[: part.shape[0]]).view(-1)
-        source = each[chunk, :, None].expand(part.shape).reshape(-1)
+        source = each[chunk, :, None].expand(part.shape).reshape(-1)  # a chunk: stays in cache
         if least is None:
             table.scatter_add_(0, slot, source)
         else:
             table.scatter_reduce_(0, slot, source, "amin")
-        yield chunk, table.index_select(0, slot).view(part.shape)
+        got = table.index_select(0, slot).view(part.shape)
+        found[chunk] = got.sum(-1, dtype=torch.int32) if total else got
         if table.numel() <= SPARSE_RESET * slot.numel():
             table.fill_(empty)  # one sequential write beats as many scattered ones
         else:
             table.index_fill_(0, slot, empty)
+    return found
 
 
 def _ranks(codes: Tensor, mask: Tensor) -> Tensor:
