@@ -197,28 +197,30 @@ def per_code(codes: Tensor, mask: Tensor, values: int, least: Tensor | None = No
     A table of (utterance, codebook, code) entries serves a few utterances at a time (at most
     `TABLE_ENTRIES`, or one utterance's G V, entries, and on a CPU at most `row_chunks`'s codes:
     it stays in cache) and is reset after them, whole unless it has over `SPARSE_RESET` entries
-    a code: memory is bounded and work O(B L G), whatever V and G. Padding frames take part
-    with a count of 0 or a value no true frame has, so no mask is applied per entry."""
+    a code: memory is bounded and work O(B L G), whatever V and G. Padding frames all go to one
+    spare entry, which no true frame reads."""
     batch, length, groups = codes.shape
     width = groups * values
     never = torch.iinfo(torch.int32).max
     empty = 0 if least is None else never
-    each = mask.int() if least is None else least.int().masked_fill(~mask, never)
     chunks = row_chunks(batch, length * groups, codes.device, most=max(1, TABLE_ENTRIES // width))
     rows = chunks[0].stop
-    table = torch.full((rows * width,), empty, dtype=torch.int32, device=codes.device)
+    spare = rows * width  # a last entry where padding frames are counted
+    table = torch.full((spare + 1,), empty, dtype=torch.int32, device=codes.device)
     base = torch.arange(rows, device=codes.device)[:, None, None] * width + torch.arange(
         groups, device=codes.device) * values
     base = base.expand(rows, length, groups).contiguous()  # adding it needs no broadcast
+    padding = ~mask[..., None]
+    one = torch.ones(1, dtype=torch.int32, device=codes.device)
+    first = None if least is None else least.int()[..., None].expand(codes.shape)
     found = torch.empty(codes.shape[:2] if total else codes.shape, dtype=torch.int32, device=codes.device)
     for chunk in chunks:
         part = codes[chunk]
-        slot = (part + base[: part.shape[0]]).view(-1)
-        source = each[chunk, :, None].expand(part.shape).reshape(-1)  # a chunk: stays in cache
-        if least is None:
-            table.scatter_add_(0, slot, source)
+        slot = (part + base[: part.shape[0]]).masked_fill_(padding[chunk], spare).view(-1)
+        if first is None:
+            table.scatter_add_(0, slot, one.expand(slot.shape))
         else:
-            table.scatter_reduce_(0, slot, source, "amin")
+            table.scatter_reduce_(0, slot, first[chunk].reshape(-1), "amin")
         got = table.index_select(0, slot).view(part.shape)
         found[chunk] = got.sum(-1, dtype=torch.int32) if total else got
         if table.numel() <= SPARSE_RESET * slot.numel():
