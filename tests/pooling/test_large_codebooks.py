@@ -1,6 +1,8 @@
 """Codec-sized codes (issue 11): up to 32 codebooks of up to 2048 entries, where V^G overflows
 int64. Every weighted method must still match the per-utterance loop of reference_impl.py."""
 
+from unittest import mock
+
 import pytest
 import reference_impl
 import torch
@@ -8,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pooling_batches import fit_stats, utterance
 
-from vqpool.pooling import METHODS, SEMANTICS, frame_weights, get_method, partitions
+from vqpool.pooling import METHODS, SEMANTICS, frame_weights, get_method, masking, partitions
 from vqpool.pooling.stats import _hash_table, code_tuple_ids, exact_tuple_ids, tuple_hash
 
 WEIGHTED_METHODS = [m for m in METHODS if get_method(m).weights is not None]
@@ -91,3 +93,25 @@ def test_per_code_tables_in_chunks(monkeypatch, entries):
                 same = (codes[b, :n, g] == codes[b, t, g]).nonzero().squeeze(1)
                 assert count[b, t, g] == len(same) and first[b, t, g] == same[0]
             assert total[b, t] == count[b, t].sum()
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+@settings(max_examples=15, deadline=None)
+@given(data=st.data(), chunk_codes=st.integers(1, 200))
+def test_chunks_of_utterances_change_nothing(semantics, data, chunk_codes):
+    """On a CPU the codes are worked a few utterances (or tuples) at a time; however small
+    the chunks, every weighted method still matches the per-utterance loop."""
+    values = 2048
+    codes, lengths = data.draw(codec_batches(9, values, max_batch=5, max_length=12), label="batch")
+    stats = fit_stats(codes, lengths, values)
+    corpus = reference_impl.Corpus(
+        [q for b in range(len(lengths)) for q in utterance(codes, lengths, b)]
+    )
+    for method in WEIGHTED_METHODS:
+        with mock.patch.object(masking, "CHUNK_CODES", chunk_codes):
+            fast = frame_weights(lengths, codes, method, stats, semantics=semantics)
+        for b, n in enumerate(lengths.tolist()):
+            slow = reference_impl.weights(method, utterance(codes, lengths, b), semantics, corpus)
+            torch.testing.assert_close(
+                fast[b, :n], torch.tensor(slow), atol=1e-6, rtol=1e-5, msg=f"{method} utterance {b}"
+            )

@@ -1,4 +1,4 @@
-"""Padding masks and the weighted average every pooling method ends with."""
+"""Padding masks, the weighted average every pooling method ends with, and cache-sized chunks."""
 
 import torch
 from torch import Tensor
@@ -9,12 +9,25 @@ from vqpool.tensors import length_mask as length_mask  # re-exported for pooling
 # many values at a time, which stays in the CPU cache: a whole-batch fp32 copy made fp16
 # pooling 6x slower than fp32 (B=256, L=200, D=768). A GPU converts the whole batch at once.
 CHUNK_VALUES = 2**20
+# Codes [B, L, G] are worked on a chunk of utterances of about this many codes at a time on a
+# CPU: filling fresh whole-batch temporaries costs more than the arithmetic (a tuple hash of
+# B=256, L=800, G=32 codes took 4x as long in one piece as in chunks of this size).
+CHUNK_CODES = 2**17
 
 
 def chunk_rows(frames: Tensor) -> int:
     """Utterances per cache-sized chunk of ``frames [B, L, D]`` (all of them on a GPU)."""
     batch, length, dim = frames.shape
     return batch if frames.device.type != "cpu" else max(1, CHUNK_VALUES // max(1, length * dim))
+
+
+def row_chunks(rows: int, row_size: int, device: torch.device, most: int | None = None) -> list[slice]:
+    """Slices of ``rows`` rows of ``row_size`` codes each, at most `CHUNK_CODES` codes (and
+    ``most`` rows) a slice but at least one row, on a CPU; all rows at once (up to ``most``)
+    on a GPU, where one large kernel beats many small ones."""
+    step = rows if device.type != "cpu" else max(1, CHUNK_CODES // max(1, row_size))
+    step = max(1, min(step, rows if most is None else most))
+    return [slice(start, start + step) for start in range(0, rows, step)]
 
 
 def weighted_average(frames: Tensor, weights: Tensor) -> Tensor:

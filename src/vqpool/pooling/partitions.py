@@ -14,11 +14,13 @@ import functools
 import torch
 from torch import Tensor
 
+from vqpool.pooling.masking import row_chunks
 from vqpool.pooling.stats import code_tuple_ids
 
 NO_PART = -1
 SHIFTS = 8  # offsets _next_disjoint tries on the whole batch before chasing the rare long runs
 TABLE_ENTRIES = 1 << 18  # per_code's (utterance, codebook, code) table: 1 MiB of int32
+SPARSE_RESET = 8  # per_code resets the entries it wrote, not the whole table, past this many a slot
 FEW_CODEBOOKS = 4  # up to this many, loops over codebooks beat reductions over them
 ALL_TRUE = 0x0101010101010101  # eight True bools read as one int64
 
@@ -193,32 +195,38 @@ def per_code(codes: Tensor, mask: Tensor, values: int, least: Tensor | None = No
     result are meaningless.
 
     A table of (utterance, codebook, code) entries serves a few utterances at a time (at most
-    `TABLE_ENTRIES`, or one utterance's G V, entries: it stays in cache), and only the entries
-    written are reset: memory is bounded and work O(B L G), whatever V and G. Padding frames
-    take part with a count of 0 or a value no true frame has, so no mask is applied per entry."""
+    `TABLE_ENTRIES`, or one utterance's G V, entries, and on a CPU at most `row_chunks`'s codes:
+    it stays in cache) and is reset after them, whole unless it has over `SPARSE_RESET` entries
+    a code: memory is bounded and work O(B L G), whatever V and G. Padding frames all go to one
+    spare entry, which no true frame reads."""
     batch, length, groups = codes.shape
     width = groups * values
-    rows = max(1, min(batch, TABLE_ENTRIES // width))
     never = torch.iinfo(torch.int32).max
     empty = 0 if least is None else never
-    table = torch.full((rows * width,), empty, dtype=torch.int32, device=codes.device)
+    chunks = row_chunks(batch, length * groups, codes.device, most=max(1, TABLE_ENTRIES // width))
+    rows = chunks[0].stop
+    spare = rows * width  # a last entry where padding frames are counted
+    table = torch.full((spare + 1,), empty, dtype=torch.int32, device=codes.device)
     base = torch.arange(rows, device=codes.device)[:, None, None] * width + torch.arange(
         groups, device=codes.device) * values
     base = base.expand(rows, length, groups).contiguous()  # adding it needs no broadcast
-    each = mask.int() if least is None else least.int().masked_fill(~mask, never)
-    source = each[..., None].expand(batch, length, groups).reshape(-1)
+    padding = ~mask[..., None]
+    one = torch.ones(1, dtype=torch.int32, device=codes.device)
+    first = None if least is None else least.int()[..., None].expand(codes.shape)
     found = torch.empty(codes.shape[:2] if total else codes.shape, dtype=torch.int32, device=codes.device)
-    for start in range(0, batch, rows):  # each chunk's work stays in cache
-        part = codes[start : start + rows]
-        slot = (part + base[: part.shape[0]]).view(-1)
-        chunk = source[start * length * groups : start * length * groups + slot.numel()]
-        if least is None:
-            table.index_add_(0, slot, chunk)
+    for chunk in chunks:
+        part = codes[chunk]
+        slot = (part + base[: part.shape[0]]).masked_fill_(padding[chunk], spare).view(-1)
+        if first is None:
+            table.scatter_add_(0, slot, one.expand(slot.shape))
         else:
-            table.scatter_reduce_(0, slot, chunk, "amin")
+            table.scatter_reduce_(0, slot, first[chunk].reshape(-1), "amin")
         got = table.index_select(0, slot).view(part.shape)
-        found[start : start + rows] = got.sum(-1, dtype=torch.int32) if total else got
-        table.index_fill_(0, slot, empty)
+        found[chunk] = got.sum(-1, dtype=torch.int32) if total else got
+        if table.numel() <= SPARSE_RESET * slot.numel():
+            table.fill_(empty)  # one sequential write beats as many scattered ones
+        else:
+            table.index_fill_(0, slot, empty)
     return found
 
 

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from vqpool.errors import VqpoolError
 from vqpool.io import load_tagged, save_tagged
-from vqpool.pooling.masking import length_mask, weighted_average
+from vqpool.pooling.masking import length_mask, row_chunks, weighted_average
 from vqpool.progress import progress_bar
 
 Batch = tuple[Tensor | None, Tensor, Tensor | None]
@@ -83,16 +83,20 @@ def tuple_hash(codes: Tensor, codebook_size: int) -> Tensor:
     Simple tabulation hashing (Patrascu and Thorup) with ``T`` a fixed table of splitmix64 words:
     two different tuples get one id with probability 2^-64, so among U distinct tuples a shared
     id is expected about U^2 / 2^65 times (1e-5 for ten million tuples). Vectorised: one gather
-    per codebook, no ``V^G`` anything."""
+    per codebook, no ``V^G`` anything; on a CPU a few thousand tuples at a time (`row_chunks`)."""
     groups = codes.shape[-1]
     table = _hash_table(groups, codebook_size).to(codes.device).view(-1)
     offsets = torch.arange(groups, device=codes.device) * codebook_size
-    words = table.index_select(0, (codes.reshape(-1, groups).long() + offsets).view(-1)).view(codes.shape)
-    while words.shape[-1] > 1:  # XOR is associative: fold halves, log2(G) passes
-        half = words.shape[-1] // 2
-        folded = words[..., :half] ^ words[..., half : 2 * half]
-        words = torch.cat([folded, words[..., 2 * half :]], -1) if words.shape[-1] % 2 else folded
-    return words[..., 0]
+    tuples = codes.reshape(-1, groups)
+    ids = torch.empty(tuples.shape[0], dtype=torch.long, device=codes.device)
+    for rows in row_chunks(tuples.shape[0], groups, codes.device):
+        words = table.index_select(0, (tuples[rows] + offsets).view(-1)).view(-1, groups)
+        while words.shape[-1] > 1:  # XOR is associative: fold halves, log2(G) passes
+            half = words.shape[-1] // 2
+            folded = words[:, :half] ^ words[:, half : 2 * half]
+            words = torch.cat([folded, words[:, 2 * half :]], -1) if words.shape[-1] % 2 else folded
+        ids[rows] = words[:, 0]
+    return ids.view(codes.shape[:-1])
 
 
 @functools.lru_cache(maxsize=8)
