@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import vqpool
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError, VqpoolError
 from vqpool.pooling import (
     HEADS,
     METHODS,
@@ -194,3 +194,20 @@ def test_cuda_matches_cpu(batch, stats, semantics):
         cuda = pool(frames.cuda(), lengths.cuda(), codes.cuda(), method, stats, semantics=semantics)
         assert cuda.device.type == "cuda"
         torch.testing.assert_close(cuda.cpu(), cpu, atol=1e-5, rtol=1e-4, msg=method)
+
+
+def test_codes_a_method_does_not_read_are_checked_for_shape_only():
+    """AP and SP read no codes: any integer values give the result of no codes at all (no pass
+    over them), but codes of the wrong shape are still refused."""
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.randn(3, 7, 4, generator=generator)
+    lengths = torch.tensor([7, 5, 2])
+    odd = torch.randint(0, 10**6, (3, 7, 2), generator=generator)  # beyond any V
+    odd[:, 0, 1] = -3  # and negative on true frames
+    for method in ("ap", "sp"):
+        assert torch.equal(pool(frames, lengths, odd, method), pool(frames, lengths, None, method))
+        with pytest.raises(ParameterError, match="codes"):
+            pool(frames, lengths, odd[:, :6], method)
+    assert torch.equal(frame_weights(lengths, odd, "ap"), frame_weights(lengths, None, "ap")[:, :7])
+    with pytest.raises(ParameterError, match="non-negative"):
+        pool(frames, lengths, odd, "vq-lp")

@@ -51,8 +51,11 @@ def pool(
     if record.transform is not None:
         ap = weighted_average(frames, weights.average(length_mask(lengths, length)))
         return record.transform(ap, stats, chosen)
-    if codes is not None:
+    if codes is not None and record.needs_codes:
         codes = _checked_codes(record, lengths, codes, stats, length)[0]
+    elif codes is not None:  # unread: checked for shape only, as in _weights
+        _check_code_shape(lengths, codes, length)
+        codes = None
     return record.vectors(frames, lengths, codes, stats, chosen)
 
 
@@ -105,6 +108,12 @@ def _weights(
     if codes is None:
         mask = length_mask(lengths, length or int(lengths.max()))
         return record.weights(lengths, None, mask, stats, options)
+    if not record.needs_codes:
+        # Codes the method never reads are checked for shape only: a pass over their values
+        # (32 codebooks) would cost AP, the floor every method is measured against, more than
+        # its own weighted average.
+        _check_code_shape(lengths, codes, length)
+        return record.weights(lengths, None, length_mask(lengths, codes.shape[1]), stats, options)
     codes, mask = _checked_codes(record, lengths, codes, stats, length)
     return record.weights(lengths, codes, mask, stats, options)
 
@@ -113,6 +122,20 @@ def _checked_codes(
     record: Method, lengths: Tensor, codes: Tensor, stats: CorpusStats | None, length: int | None
 ) -> tuple[Tensor, Tensor]:
     """int64 codes with padding set to 0, and the padding mask."""
+    _check_code_shape(lengths, codes, length)
+    mask = length_mask(lengths, codes.shape[1])
+    codes = codes.long().masked_fill(~mask[..., None], 0)  # padding may hold anything
+    low, high = (int(bound) for bound in torch.aminmax(codes))  # one pass: 32 codebooks are large
+    if low < 0:
+        raise ParameterError("codes", f"must be non-negative; found {low} on a true frame")
+    if record.needs_stats and stats is not None:
+        stats.check_codes(codes, bounds=(low, high))
+    return codes, mask
+
+
+def _check_code_shape(lengths: Tensor, codes: Tensor, length: int | None) -> None:
+    """``codes`` is an integer ``[B, L, G]`` tensor matching the frames (or, without frames,
+    the ``lengths``)."""
     if (
         not isinstance(codes, Tensor)
         or codes.ndim != 3
@@ -128,14 +151,6 @@ def _checked_codes(
         )
     elif codes.device != lengths.device:
         raise ParameterError("codes", f"are on {codes.device} but the frames are on {lengths.device}")
-    mask = length_mask(lengths, codes.shape[1])
-    codes = codes.long().masked_fill(~mask[..., None], 0)  # padding may hold anything
-    low, high = (int(bound) for bound in torch.aminmax(codes))  # one pass: 32 codebooks are large
-    if low < 0:
-        raise ParameterError("codes", f"must be non-negative; found {low} on a true frame")
-    if record.needs_stats and stats is not None:
-        stats.check_codes(codes, bounds=(low, high))
-    return codes, mask
 
 
 def _check_lengths(
