@@ -106,24 +106,10 @@ def _random_codebooks(model, seed: int) -> None:
 
 def make_encodec(directory: str | Path, seed: int = 0) -> Path:
     """``EncodecModel`` at 24 kHz like encodec_24khz (causal, no chunks): hop 320 (75 Hz),
-    8 levels of 16 codes at its largest bandwidth."""
-    from transformers import EncodecConfig, EncodecModel
+    8 levels of 16 codes at its largest bandwidth; the demo's random codec."""
+    from vqpool.demo import save_random_encodec
 
-    torch.manual_seed(seed)
-    config = EncodecConfig(num_filters=4, hidden_size=8, codebook_size=16, num_lstm_layers=1,
-                           upsampling_ratios=[4, 4, 4, 5], target_bandwidths=[1.5, 3.0])
-    model = EncodecModel(config).eval()
-    # each level's codebook: residuals of random audio at that level (k-means-like seeding)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        residual = model.encoder(torch.randn(1, 1, 48000, generator=generator))
-        for layer in model.quantizer.layers:
-            vectors = residual[0].T  # [frames, dim]
-            picked = vectors[torch.randperm(len(vectors), generator=generator)[: config.codebook_size]]
-            layer.codebook.embed.copy_(picked)
-            residual = residual - layer.decode(layer.encode(residual))
-    model.save_pretrained(directory)
-    return Path(directory)
+    return save_random_encodec(directory, seed=seed)
 
 
 def make_dac(directory: str | Path, seed: int = 0) -> Path:

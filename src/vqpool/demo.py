@@ -1,5 +1,10 @@
 """The whole pipeline, offline, in one call: corpus -> codebook -> extract -> bench -> probe -> report.
 
+Then a short comparison of code sources: GE2E's frames pooled (1-NN, pooled-only stores of the
+compared methods) with codes from a k-means on log-mel and from a tiny randomly initialised
+EnCodec saved beside the stores (no pretrained codec is available offline), beside its own
+k-means codes; the report's "frames x codes" table shows them side by side.
+
 Every step writes its result under ``out_dir`` and is skipped when that result is already there,
 so an interrupted demo picks up where it stopped. Progress lines go to this module's logger
 (INFO: ``vqpool demo`` shows them on stderr, one line per step and per probe method, terminal or
@@ -29,7 +34,8 @@ DEMO_UPSTREAMS = ("logmel", "ge2e")
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sized so the whole demo runs in under 3 minutes on two busy CPU cores."""
+    """Sized so the whole demo runs in a few minutes on two shared CPU cores (README's "Demo
+    output" has the measured times)."""
 
     upstreams: tuple[str, ...] = DEMO_UPSTREAMS
     words: str = "speechcommands"  # the 35 words; a comma-separated list makes a smaller corpus
@@ -53,6 +59,10 @@ class DemoSettings:
     # on 2 busy cores the demo took 8 min with 2 threads against 1.5 min with one.
     threads: int = 1
     tsne_classes: int = 10  # a t-SNE map with a readable legend: the first classes, by name
+    # The codes comparison: these frames pooled with the other upstreams' k-means codes and a
+    # random codec's ("" or an upstream not run: none), by these methods beside AP, 1-NN only.
+    codes_frames: str = "ge2e"
+    codes_methods: tuple[str, ...] = ("vq-lp", "vq-allsquash-and")
     device: str = "cpu"
 
     @classmethod
@@ -198,6 +208,10 @@ def _run(out: Path, corpus: str, root: str | os.PathLike | None, settings: DemoS
                 device=settings.device,
             )
 
+    notes = []
+    if settings.codes_frames in settings.upstreams:
+        notes = _compare_codes(out, rows, corpus, task, results, settings, started)
+
     # Figures first, so the report embeds them.
     _step(started, "drawing frame weights and t-SNE maps")
     report_dir = out / "report"
@@ -216,12 +230,85 @@ def _run(out: Path, corpus: str, root: str | os.PathLike | None, settings: DemoS
         name = _slug(spec)
         report.draw_tsne(out / f"store-{name}", report_dir / f"tsne-{name}.png", split="test",
                          classes=shown)
-    files = report.write_report([results], report_dir)
+    files = report.write_report([results], report_dir, notes=notes)
     for table in files.tables:
         print(report.to_text(table), end="\n\n")
+    for compared in files.frames_codes:
+        print(report.frames_codes_text(compared), end="\n\n")
+    for note in notes:
+        print(note, end="\n\n")
     seconds = time.perf_counter() - started
     _say(f"done in {clock(seconds)} (wall time): report with its plots in {report_dir}/report.md")
     return DemoResult(results=results, report_dir=report_dir, seconds=seconds)
+
+
+RANDOM_CODEC = "encodec-random-untrained"  # named so that every table says what it is
+
+
+def _compare_codes(out: Path, rows: list[dict], corpus: str, task: str, results: Path,
+                   settings: DemoSettings, started: float) -> list[str]:
+    """Pool ``settings.codes_frames``'s frames with codes from each other upstream's k-means
+    codebook and from a random codec, through ``codes_from`` as users give it: one pooled-only
+    store each, benchmarked with 1-NN; the frames' own k-means codes are its main store's.
+    Returns the report's note on the random codec."""
+    from vqpool.evaluate import run_bench
+    from vqpool.extract import extract
+    from vqpool.upstream import CodesFrom, load_upstream
+
+    frames = settings.codes_frames
+    codec = out / RANDOM_CODEC
+    if not (codec / "config.json").is_file():
+        # The codec runs clip by clip and is the comparison's main cost: at the frames' 16 kHz
+        # (no resampling), the smallest bandwidth just the levels used, and the largest stride
+        # first (half the CPU time of encodec_24khz's order, measured).
+        save_random_encodec(codec, sample_rate=16000,
+                            bandwidths=(0.2 * settings.codebooks, 1.6), ratios=(2, 4, 5, 8))
+    sources: dict[str, str | CodesFrom] = {
+        f"kmeans-{_slug(spec)}": str(out / f"codebook-{_slug(spec)}.pt")
+        for spec in settings.upstreams if spec != frames
+    }
+    sources[RANDOM_CODEC] = CodesFrom(str(codec), levels=settings.codebooks)
+    for name, source in sources.items():
+        _step(started, f"{frames} frames, codes from {name}: pooled-only extraction and 1-NN")
+        upstream = load_upstream(frames, codes_from=source, device=settings.device)
+        store = extract(rows, upstream, out / f"store-{_slug(frames)}-codes-{name}", resume=True,
+                        pooled_only=settings.codes_methods, corpus=corpus, task=task)
+        run_bench(store, ["ap", *settings.codes_methods], results=results,
+                  device=settings.device)
+    return [f"The codec `{RANDOM_CODEC}` is a tiny EncodecModel with random, untrained weights "
+            "(no pretrained codec is available offline; its first "
+            f"{settings.codebooks} levels are used): its column shows codes without learned "
+            "structure, a floor, not what a real codec gives."]
+
+
+def save_random_encodec(directory: str | os.PathLike, seed: int = 0, *,
+                        sample_rate: int = 24000, bandwidths: tuple[float, ...] = (1.5, 3.0),
+                        ratios: tuple[int, ...] = (4, 4, 4, 5)) -> Path:
+    """A tiny, randomly initialised ``EncodecModel`` saved with ``save_pretrained`` into
+    ``directory``: by default 24 kHz like encodec_24khz (causal, no chunks), hop 320 (75 Hz),
+    8 levels of 16 codes at its largest bandwidth (each level costs sample_rate / 320 x 4 bits
+    per second). ``ratios``: its up-sampling ratios, whose product is the hop (the encoder
+    strides by them in reverse order). Untrained: its codes carry no learned structure."""
+    import torch
+    from transformers import EncodecConfig, EncodecModel
+
+    torch.manual_seed(seed)
+    config = EncodecConfig(num_filters=4, hidden_size=8, codebook_size=16, num_lstm_layers=1,
+                           sampling_rate=sample_rate, upsampling_ratios=list(ratios),
+                           target_bandwidths=list(bandwidths))
+    model = EncodecModel(config).eval()
+    # Codecs zero their codebooks at initialisation: seed each level's codebook with residuals
+    # of random audio at that level (k-means-like), so that the codes vary.
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        residual = model.encoder(torch.randn(1, 1, 48000, generator=generator))
+        for layer in model.quantizer.layers:
+            vectors = residual[0].T  # [frames, dim]
+            picked = vectors[torch.randperm(len(vectors), generator=generator)[: config.codebook_size]]
+            layer.codebook.embed.copy_(picked)
+            residual = residual - layer.decode(layer.encode(residual))
+    model.save_pretrained(directory)
+    return Path(directory)
 
 
 def clock(seconds: float) -> str:

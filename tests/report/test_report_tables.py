@@ -195,6 +195,7 @@ def test_report_files_match_the_input(results_files: list[Path], tmp_path: Path)
     assert list(next(iter(rows.values()))) == [
         "protocol",
         "upstream",
+        "codes",
         "task",
         "variant",
         "method",
@@ -208,6 +209,7 @@ def test_report_files_match_the_input(results_files: list[Path], tmp_path: Path)
     assert rows["1nn", BASE, "kws", "vq-lp"] == {
         "protocol": "1nn",
         "upstream": BASE,
+        "codes": "",  # these rows' store headers name no codes
         "task": "kws",
         "variant": "",
         "method": "vq-lp",

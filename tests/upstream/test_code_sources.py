@@ -212,9 +212,9 @@ def test_per_layer_codebook_of_another_upstream_end_to_end(models, corpus, tmp_p
     assert main(["bench", "--store", str(store_dir), "--methods", "ap,vq-lp,vq-allsquash-or",
                  "--results", str(results)]) == 0
     out = capsys.readouterr().out
-    assert f"frames: {models['w2v']} mean; codes: hubert L1,2 x2" in out
+    assert f"frames: {models['w2v']} mean; codes: kmeans(hubert L1,2) x2" in out
     rows = read_results(results)
-    assert {row["store_header"]["code_source"] for row in rows} == {"hubert L1,2 x2"}
+    assert {row["store_header"]["code_source"] for row in rows} == {"kmeans(hubert L1,2) x2"}
 
 
 def test_codebook_of_the_same_upstream_runs_it_once(models, corpus, tmp_path):

@@ -11,9 +11,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the whole pipeline offline: corpus, codebooks, extraction, bench, probe, report",
         description="Synthesise a Speech-Commands-like corpus with eSpeak NG (or read FSDD), extract "
         "log-mel and pretrained GE2E frames with k-means codes, benchmark all twelve unsupervised "
-        "methods with 1-NN and six methods with a linear probe, and write the report. It prints one "
+        "methods with 1-NN and six methods with a linear probe, compare code sources on GE2E's frames "
+        "(its own k-means, log-mel's k-means, a random untrained codec; 1-NN), and write the "
+        "report with its frames x codes table. It prints one "
         "progress line per step and per probe method on stderr, and its wall time at the end; the "
-        "default run takes under 3 minutes on two busy CPU cores, --full several times longer.",
+        "default run takes a few minutes on two shared CPU cores, --full several times longer.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  vqpool demo --out ./vqpool-demo\n  vqpool demo --full\n"
         "  vqpool demo --corpus fsdd --root ../shared/data/fsdd --out ./vqpool-demo-fsdd",

@@ -136,12 +136,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"vqpool report: {line}", file=sys.stderr)
         for table in files.tables:
             print(report.to_text(table), end="\n\n")
+        for compared in files.frames_codes:
+            print(report.frames_codes_text(compared), end="\n\n")
         if files.results.superseded:
             print(
                 f"{len(files.results.superseded)} older result row(s) superseded by newer runs of "
                 "the same store and settings (newest timestamp wins)"
             )
         print(f"report: {files.markdown}\ntables: {files.csv}\nresults: {files.json}")
+        if files.frames_codes_csv is not None:
+            print(f"frames x codes: {files.frames_codes_csv}")
         print("bars: " + ", ".join(map(str, files.bars)))
         if files.figures:
             print("figures: " + ", ".join(map(str, files.figures)))

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vqpool.code_labels import own_codes_label
 from vqpool.errors import VqpoolError
 from vqpool.paper import paper_upstream
 
@@ -188,16 +189,25 @@ def header_summary(header: "StoreHeader | Mapping[str, Any]") -> dict[str, Any]:
 
 
 def codes_label(row: Mapping[str, Any]) -> str | None:
-    """The code source a result row's store took its codes from (``"encodec_24khz x8"``), or
-    None for the upstream's own quantizer or codebook."""
-    return header_summary(row.get("store_header") or {}).get("code_source")
+    """The codes a result row's store pooled with: codes from elsewhere by their source's label
+    (``"encodec_24khz x8"``, ``"kmeans(logmel) x2"``), the upstream's own by the same rule
+    (``"kmeans(ge2e) x2"`` for its codebook, ``"quantizer x2"``); None for a store without codes."""
+    summary = header_summary(row.get("store_header") or {})
+    if "code_source" in summary:
+        return summary["code_source"]
+    return own_codes_label(summary["upstream"], summary["codes"], summary["num_codebooks"])
+
+
+def frames_label(upstream: str | None, layers: str | None) -> str:
+    """``"facebook/wav2vec2-base mean"``: the frames' upstream and layers."""
+    return f"{upstream} {layers or ''}".rstrip()
 
 
 def sources_title(upstream: str | None, layers: str | None, codes: str | None) -> str:
-    """``"upstream X"``, or with codes from elsewhere ``"frames: X mean; codes: encodec_24khz x8"``."""
+    """``"upstream X"``, or with codes ``"frames: X mean; codes: encodec_24khz x8"``."""
     if codes is None:
         return f"upstream {upstream}"
-    return f"frames: {upstream} {layers or ''}".rstrip() + f"; codes: {codes}"
+    return f"frames: {frames_label(upstream, layers)}; codes: {codes}"
 
 
 def upstream_of(header: "StoreHeader | Mapping[str, Any]") -> tuple[str | None, str | None]:
@@ -291,7 +301,7 @@ def format_table(rows: list[Mapping[str, Any]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=True)]
     first = rows[0]
     shown = header_summary(first.get("store_header") or {})
-    sources = sources_title(first["upstream"], shown.get("layers"), shown.get("code_source"))
+    sources = sources_title(first["upstream"], shown.get("layers"), codes_label(first))
     title = f"{first['protocol']} · task {first['task']} · {sources}"
     table = [" | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in [header, *lines]]
     table.insert(1, "-+-".join("-" * w for w in widths))

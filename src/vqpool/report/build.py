@@ -1,4 +1,5 @@
-"""``write_report``: results files -> report.md, tables.csv, results.json and one bar chart per table.
+"""``write_report``: results files -> report.md, tables.csv, results.json and one bar chart per
+table, and where frames were pooled with several code sources frames_codes.csv.
 
 report.md embeds the bar charts and every other figure in the folder (frame weights, t-SNE), by
 relative links, so the folder can be moved or published as it is.
@@ -18,11 +19,18 @@ from urllib.parse import quote
 from vqpool.errors import VqpoolError
 from vqpool.io import atomic_path, atomic_write_text
 from vqpool.report.figures import plot_accuracy_bars
+from vqpool.report.frames_codes import (
+    FRAMES_CODES_COLUMNS,
+    FramesCodes,
+    build_frames_codes,
+    frames_codes_markdown,
+    frames_codes_rows,
+)
 from vqpool.report.results import Results, load_results, parse_timestamp
 from vqpool.report.tables import Table, build_tables, column_label, long_rows, to_markdown
 
-CSV_COLUMNS = ("protocol", "upstream", "task", "variant", "method", "ours", "std", "ci95_low",
-               "ci95_high", "paper", "store")
+CSV_COLUMNS = ("protocol", "upstream", "codes", "task", "variant", "method", "ours", "std",
+               "ci95_low", "ci95_high", "paper", "store")
 
 
 @dataclass
@@ -34,6 +42,8 @@ class ReportFiles:
     tables: list[Table]
     results: Results
     figures: list[Path]  # the other PNGs report.md shows (frame weights, t-SNE, ...)
+    frames_codes: list[FramesCodes]  # "frames x codes" tables (none without a code comparison)
+    frames_codes_csv: Path | None  # their cells; None when there are none
 
 
 BAR_PREFIX = "bars-"
@@ -147,9 +157,16 @@ def _collect_figures(
 
 
 def render_markdown(
-    tables: list[Table], bars: list[Path], results: Results, figures: list[Path], out: Path
+    tables: list[Table], bars: list[Path], results: Results, figures: list[Path], out: Path,
+    frames_codes: Sequence[FramesCodes] = (), notes: Sequence[str] = (),
 ) -> str:
-    parts = ["# vqpool report", "", _summary(results), ""]
+    parts = ["# vqpool report", "", _summary(results), "", *(f"{note}\n" for note in notes)]
+    if frames_codes:
+        parts += ["## Frames x codes", "",
+                  "Each row's frames pooled with codes from each source (best of a row in bold).",
+                  ""]
+    for table in frames_codes:
+        parts += [f"### {table.title}", "", frames_codes_markdown(table), ""]
     for table, bar in zip(tables, bars, strict=True):
         parts += [
             f"## {table.title}",
@@ -168,11 +185,11 @@ def render_markdown(
     return "\n".join(parts)
 
 
-def _csv_text(tables: list[Table]) -> str:
+def _csv_text(columns: Sequence[str], rows: list[dict]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(long_rows(tables))  # None becomes an empty field
+    writer.writerows(rows)  # None becomes an empty field
     return buffer.getvalue()
 
 
@@ -181,15 +198,18 @@ def write_report(
     out_dir: str | os.PathLike = "vqpool-report",
     *,
     figures: Sequence[str | os.PathLike] = (),
+    notes: Sequence[str] = (),
 ) -> ReportFiles:
     """Merge the results files (a rerun of a store and settings supersedes its older rows) and
     write the report's files into ``out_dir``.
 
-    report.md shows the tables with their bar charts, then ``figures`` (PNGs outside ``out_dir``
-    are copied in) and every other PNG already in ``out_dir``: draw frame weights and t-SNE
-    maps into ``out_dir`` first, or pass them here (or call `update_report` after).
+    report.md shows ``notes`` (paragraphs of Markdown, e.g. what a store's codes are), the
+    "frames x codes" tables where frames were pooled with codes of several sources, the tables
+    with their bar charts, then ``figures`` (PNGs outside ``out_dir`` are copied in) and every
+    other PNG already in ``out_dir``: draw frame weights and t-SNE maps into ``out_dir`` first,
+    or pass them here (or call `update_report` after).
     """
-    return _write(load_results(results_paths), Path(out_dir), figures)
+    return _write(load_results(results_paths), Path(out_dir), figures, notes)
 
 
 def update_report(
@@ -211,18 +231,27 @@ def update_report(
     return _write(Results(rows, [merged], len(rows)), out, figures)
 
 
-def _write(results: Results, out: Path, figures: Sequence[str | os.PathLike]) -> ReportFiles:
+def _write(results: Results, out: Path, figures: Sequence[str | os.PathLike],
+           notes: Sequence[str] = ()) -> ReportFiles:
     tables = build_tables(results.rows)
     names = _bar_names(tables)
     bars = [
         plot_accuracy_bars(table, out / name) for table, name in zip(tables, names, strict=True)
     ]
     shown = _collect_figures(out, figures, bars)
+    compared = build_frames_codes(results.rows)
     files = ReportFiles(
-        out / "report.md", out / "tables.csv", out / "results.json", bars, tables, results, shown
+        out / "report.md", out / "tables.csv", out / "results.json", bars, tables, results, shown,
+        compared, out / "frames_codes.csv" if compared else None,
     )
     merged = [row for table in tables for row in table.rows]  # table order: what the report shows
     atomic_write_text(files.json, json.dumps(merged, indent=1) + "\n")
-    atomic_write_text(files.csv, _csv_text(tables))
-    atomic_write_text(files.markdown, render_markdown(tables, bars, results, shown, out))
+    atomic_write_text(files.csv, _csv_text(CSV_COLUMNS, long_rows(tables)))
+    if files.frames_codes_csv is not None:
+        atomic_write_text(files.frames_codes_csv,
+                          _csv_text(FRAMES_CODES_COLUMNS, frames_codes_rows(compared)))
+    else:  # a comparison of an earlier report in this folder is gone from this one
+        (out / "frames_codes.csv").unlink(missing_ok=True)
+    atomic_write_text(files.markdown,
+                      render_markdown(tables, bars, results, shown, out, compared, notes))
     return files

@@ -61,7 +61,7 @@ class Table:
     avg_tasks: dict[str, list[str]]  # the tasks behind each method's AVG
     rows: list[dict]  # the results behind the table
     no_paper: list[str]  # why paper figures are missing (for the upstream, or some tasks)
-    codes: str | None = None  # codes from elsewhere (`extract --codes-from`), e.g. "encodec_24khz x8"
+    codes: str | None = None  # what the frames were pooled with (`codes_label`): "kmeans(ge2e) x2"
     # A column is a task, or "task · variant" when the task ran on several stores or settings.
     column_task: dict[str, str] = field(default_factory=dict)
     column_variant: dict[str, str] = field(default_factory=dict)
@@ -73,12 +73,15 @@ class Table:
 
     @property
     def upstream_title(self) -> str:
-        if self.codes is not None:  # "frames: wav2vec2-base mean; codes: encodec_24khz x8"
+        """``"frames: ge2e mean; codes: kmeans(logmel) x2"``, or the upstream alone for rows
+        without codes; the paper's model named after it when it is that model."""
+        title = self.upstream
+        if self.codes is not None:
             layers = header_summary(self.rows[0].get("store_header") or {}).get("layers")
-            return sources_title(self.upstream, layers, self.codes)
+            title = sources_title(self.upstream, layers, self.codes)
         if self.paper_upstream is None:
-            return self.upstream
-        return f"{self.upstream} (paper: {PAPER_UPSTREAM_TITLES.get(self.paper_upstream, self.paper_upstream)})"
+            return title
+        return f"{title} (paper: {PAPER_UPSTREAM_TITLES.get(self.paper_upstream, self.paper_upstream)})"
 
     @property
     def title(self) -> str:
@@ -280,17 +283,23 @@ def _signed(value: float) -> str:
     return f"{value:+.2f}"
 
 
-def _cell_text(table: Table, method: str, column: str, bold: bool) -> str:
-    cell = table.cells.get((method, column))
-    if cell is None:
-        return "-"
+def cell_value(cell: Cell, bold: bool = False) -> str:
+    """``"95.00 ± 1.79"``: ours, ± the std over seeds or else half the 95% interval."""
     text = _number(cell.ours)
     if bold:
         text = f"**{text}**"
     if cell.std is not None:
         text += f" ± {_number(cell.std)}"
-    elif cell.ci95 is not None:  # half the interval; the interval itself is in tables.csv
+    elif cell.ci95 is not None:  # half the interval; the interval itself is in the CSV
         text += f" ± {_number((cell.ci95[1] - cell.ci95[0]) / 2)}"
+    return text
+
+
+def _cell_text(table: Table, method: str, column: str, bold: bool) -> str:
+    cell = table.cells.get((method, column))
+    if cell is None:
+        return "-"
+    text = cell_value(cell, bold)
     if column == AVG and len(table.avg_tasks[method]) < len(table.tasks):
         text += " †"
     if table.has_paper:
@@ -381,38 +390,49 @@ def _escape(text: str) -> str:
 
 def to_markdown(table: Table) -> str:
     """A GitHub-flavoured Markdown table, best per column in bold, with its notes."""
-    header = _header(table)
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |",
-    ]
-    lines += ["| " + " | ".join(map(_escape, row)) + " |" for row in _grid(table, markdown=True)]
+    lines = markdown_grid(_header(table), _grid(table, markdown=True))
     # Two trailing spaces: a Markdown line break, so each note stays on its own line.
     return "\n".join(lines) + "\n\n" + "  \n".join(table_notes(table))
 
 
-def to_text(table: Table) -> str:
-    """A plain, aligned table for the terminal."""
-    grid = [_header(table), *_grid(table, markdown=False)]
+def aligned(grid: list[list[str]], left: int = 1) -> list[str]:
+    """A header row and rows as aligned lines, the first ``left`` columns to the left and the
+    rest (numbers) to the right, with a rule under the header."""
     widths = [max(len(row[i]) for row in grid) for i in range(len(grid[0]))]
     lines = [
         "  ".join(
-            text.ljust(width) if i == 0 else text.rjust(width)
+            text.ljust(width) if i < left else text.rjust(width)
             for i, (text, width) in enumerate(zip(row, widths, strict=True))
         )
         for row in grid
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines
+
+
+def markdown_grid(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
+    """A GitHub-flavoured Markdown table: the first ``left`` columns text, the rest numbers."""
+    lines = [
+        "| " + " | ".join(map(_escape, header)) + " |",
+        "| " + " | ".join(["---"] * left + ["---:"] * (len(header) - left)) + " |",
+    ]
+    return lines + ["| " + " | ".join(map(_escape, row)) + " |" for row in rows]
+
+
+def to_text(table: Table) -> str:
+    """A plain, aligned table for the terminal."""
+    lines = aligned([_header(table), *_grid(table, markdown=False)])
     return "\n".join([table.title, *lines, *table_notes(table)])
 
 
 def long_rows(tables: list[Table]) -> list[dict]:
-    """tables.csv's rows: one per (protocol, upstream, column, method), full precision; a
+    """tables.csv's rows: one per (protocol, upstream, codes, column, method), full precision; a
     column of several stores names its ``variant`` and every task column its ``store``."""
     return [
         {
             "protocol": table.protocol,
             "upstream": table.upstream,
+            "codes": table.codes,
             "task": table.task_of(column),
             "variant": table.column_variant.get(column),
             "method": method,

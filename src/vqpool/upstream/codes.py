@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vqpool.code_labels import kmeans_name
 from vqpool.errors import ParameterError, VqpoolError
 from vqpool.rows import canonical_path
 from vqpool.tensors import length_mask
@@ -128,7 +129,7 @@ class CodeSource(ABC):
     """
 
     kind: str  # "codec", "kmeans" or "units"
-    name: str  # short, for tables: "encodec_24khz", "hubert-base-ls960 L6"
+    name: str  # short, for tables: "encodec_24khz", "kmeans(hubert-base-ls960 L6)"
     request: CodesFrom  # what `load_code_source` was asked for (saved by `Encoder.save`)
     sample_rate: int | None  # of the audio it reads; None for units (they read none)
     rate: Fraction  # codes per second
@@ -312,8 +313,7 @@ class UpstreamCodes(CodeSource):
         self.sample_rate = upstream.sample_rate
         self.rate = exact_rate(upstream.frame_rate)
         self.file = file or {}
-        layers = ",".join(codebook.layers)
-        self.name = f"{Path(codebook.upstream.rstrip('/')).name} L{layers}"
+        self.name = kmeans_name(codebook.upstream, codebook.layers)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "upstream": self.codebook.upstream, "layers": list(self.codebook.layers),
