@@ -4,7 +4,7 @@ busy cores, --full is the larger run, and flags override either."""
 import pytest
 
 from vqpool.cli import main
-from vqpool.demo import DemoResult, DemoSettings, clock
+from vqpool.demo import DemoResult, DemoSettings
 
 
 @pytest.fixture
@@ -38,6 +38,3 @@ def test_default_and_full_runs(settings_of, capsys):
     assert settings_of("--full", "--head-epochs", "3", "--threads", "0") == DemoSettings.full(
         head_epochs=3, threads=0)
 
-
-def test_clock():
-    assert (clock(42.4), clock(60), clock(125.6)) == ("42 s", "1 min 00 s", "2 min 06 s")

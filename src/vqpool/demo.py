@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vqpool.errors import ParameterError
+from vqpool.progress import duration
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ def _run(out: Path, corpus: str, root: str | os.PathLike | None, settings: DemoS
     for note in notes:
         print(note, end="\n\n")
     seconds = time.perf_counter() - started
-    _say(f"done in {clock(seconds)} (wall time): report with its plots in {report_dir}/report.md")
+    _say(f"done in {duration(seconds)} (wall time): report with its plots in {report_dir}/report.md")
     return DemoResult(results=results, report_dir=report_dir, seconds=seconds)
 
 
@@ -311,12 +312,6 @@ def save_random_encodec(directory: str | os.PathLike, seed: int = 0, *,
     return Path(directory)
 
 
-def clock(seconds: float) -> str:
-    """``2 min 05 s``, or ``42 s`` under a minute."""
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
-
-
 def _step(started: float, message: str) -> None:
     """A progress line that says how long the demo has run so far."""
-    _say(f"[{clock(time.perf_counter() - started)}] {message}")
+    _say(f"[{duration(time.perf_counter() - started)}] {message}")

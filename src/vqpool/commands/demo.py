@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vqpool.demo import clock, run_demo
+    from vqpool.demo import run_demo
+    from vqpool.progress import duration
 
     given = {"probe_epochs": args.probe_epochs, "head_epochs": args.head_epochs,
              "threads": args.threads}
@@ -62,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
     }
     settings = DemoSettings.full(**changes) if args.full else DemoSettings(**changes)
     result = run_demo(args.out, corpus=args.corpus, root=args.root, settings=settings)
-    print(f"vqpool demo: finished in {clock(result.seconds)} (wall time); report: "
+    print(f"vqpool demo: finished in {duration(result.seconds)} (wall time); report: "
           f"{result.report_dir / 'report.md'}")
     return 0
