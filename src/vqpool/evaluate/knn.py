@@ -125,11 +125,15 @@ class Rescorer:
 
     def __init__(self, train_x: Tensor) -> None:
         self.train = train_x
+        step = max(1, RESCORE_ELEMENTS // max(1, train_x.shape[1]))
+        # float64 norms, a slice at a time: a float64 copy of the whole set is never made.
+        self.norms = torch.cat([norms(train_x[start : start + step])
+                                for start in range(0, len(train_x), step)])
 
     def cosines(self, queries: Tensor, rows: Tensor) -> Tensor:
         """float64 ``[M, C]``: each of ``queries [M, D]`` against its training ``rows [M, C]``."""
-        query = F.normalize(queries.double(), dim=1).unsqueeze(2)
-        return (F.normalize(self.train[rows].double(), dim=2) @ query).squeeze(2)
+        dots = (self.train[rows].double() @ queries.double().unsqueeze(2)).squeeze(2)
+        return dots / (self.norms[rows] * norms(queries).unsqueeze(1))
 
     def best(self, queries: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
         """Per query, the rule's winner among its ``candidates [M, C]`` (training indices) and
@@ -155,6 +159,11 @@ class Rescorer:
                                 for start in range(0, len(reach), step)], dim=1)
             winners.append(lowest_of_maxima(cosine, reach.unsqueeze(0))[0])
         return torch.cat(winners)
+
+
+def norms(vectors: Tensor) -> Tensor:
+    """float64 L2 norms of ``[N, D]`` rows, at least 1e-12 (as ``F.normalize`` divides)."""
+    return torch.linalg.vector_norm(vectors.double(), dim=1).clamp_min(1e-12)
 
 
 def lowest_of_maxima(cosine: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
