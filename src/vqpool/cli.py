@@ -54,6 +54,7 @@ FLAGS = {
     "resume": "--resume",
     "root": "--root",
     "roots": "--roots",
+    "search": "--search",
     "seeds": "--seeds",
     "semantics": "--semantics",
     "smoothing": "--smoothing",

@@ -211,3 +211,19 @@ def test_pool_split_writes_into_the_given_tensors() -> None:
     for method in ("ap", "sp"):
         assert torch.equal(out[method][rows], returned[method])
         assert bool((out[method][others] == 7.0).all())
+
+
+def test_both_searches_give_the_same_rows_and_say_which_ran() -> None:
+    pytest.importorskip("faiss")
+    store, vectors = toy_store(36, seed=4)
+    splits = two_folds(36)
+    rows = {search: run_bench(store, ["ap", "vq-lp"], splits=splits, search=search, write=False,
+                              progress=False) for search in ("faiss", "matmul", "auto")}
+    assert [r["settings"]["search"] for r in rows["auto"]] == ["faiss", "faiss"]
+    assert [r["settings"]["search"] for r in rows["matmul"]] == ["matmul", "matmul"]
+    for faiss_row, matmul_row in zip(rows["faiss"], rows["matmul"], strict=True):
+        assert faiss_row["per_fold"] == matmul_row["per_fold"]
+        assert faiss_row["ci95"] == matmul_row["ci95"]
+    labels = torch.arange(36) % 3
+    expected = [expected_fold_accuracy(vectors, labels, names) for names in splits]
+    assert rows["faiss"][0]["per_fold"] == pytest.approx(expected)

@@ -80,6 +80,7 @@ def test_user_errors_are_one_line(store: Path, capsys: pytest.CaptureFixture) ->
     (["--smoothing", "-1"], "error: --smoothing must be a finite number >= 0"),
     (["--semantics", "papers"], "error: --semantics must be one of paper, reference; got 'papers'"),
     (["--chunk", "0"], "error: --chunk must be at least 1"),
+    (["--search", "annoy"], "error: --search must be one of auto, faiss, matmul; got 'annoy'"),
     (["--device", "bogus"], "error: --device 'bogus' is not a torch device"),
     (["--option", "beta=1"], "error: beta is not a pooling option"),
     (["--option", "beta"], "error: --option 'beta': write NAME=VALUE"),

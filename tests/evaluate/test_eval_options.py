@@ -25,6 +25,7 @@ BENCH_ERRORS = [
     ({"device": "cuda:x"}, "is not a torch device"),
     ({"device": "meta"}, "no usable meta device"),
     ({"chunk": 0}, "^chunk must be at least 1"),
+    ({"search": "annoy"}, "^search must be one of auto, faiss, matmul; got 'annoy'"),
     ({"a": 0.0}, "^a must be a positive number"),
     ({"a": -1e-3}, "^a must be a positive number"),
     ({"smoothing": -0.5}, "^smoothing must be a finite number >= 0"),

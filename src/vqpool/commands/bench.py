@@ -84,6 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_common_arguments(parser)
     parser.add_argument("--methods", default="all", help="'all' (default) or a comma-separated list")
     parser.add_argument("--chunk", type=int, help="test vectors per similarity block (default: auto)")
+    parser.add_argument("--search", default="auto",
+                        help="1-NN backend: faiss (needs pip install 'vqpool[faiss]'), matmul, or "
+                        "auto (default: faiss when installed and --device is cpu); the same answers")
     parser.set_defaults(run=run)
 
 
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from vqpool.evaluate.bench import run_bench
     from vqpool.evaluate.results import format_table
 
-    rows = run_bench(args.store, method_list(args.methods), chunk=args.chunk, **common_options(args))
+    rows = run_bench(args.store, method_list(args.methods), chunk=args.chunk, search=args.search,
+                     **common_options(args))
     print(format_table(rows))
     return 0

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from vqpool.evaluate.bootstrap import bootstrap_ci
-from vqpool.evaluate.knn import one_nn_hits
+from vqpool.evaluate.knn import one_nn_hits, resolve_search
 from vqpool.evaluate.options import at_least, check_device, resolve_pool_options
 from vqpool.evaluate.pooled import (
     FoldPooler,
@@ -42,6 +42,7 @@ def run_bench(
     include_validation: bool = False,
     device: str | torch.device = "cpu",
     chunk: int | None = None,
+    search: str = "auto",
     max_frames: int | None = None,
     results: str | Path | None = None,
     write: bool = True,
@@ -58,10 +59,13 @@ def run_bench(
     ``methods="all"`` is every registered method the store can give (a logged note lists the
     others). ``semantics``, ``a`` and ``smoothing`` default to docs/methods.md's (paper, 1e-3, 1), or
     for a pooled-only store to those it was pooled with; a stored method refuses other values.
-    ``options`` holds the options that registered methods declare.
+    ``options`` holds the options that registered methods declare. ``search`` picks the 1-NN
+    backend ("auto", "faiss" or "matmul": `vqpool.evaluate.knn`; every one gives the same
+    answers); rows record the one that ran in ``settings.search``.
     Rows are appended to ``results`` (default ``STORE/results.jsonl``) unless ``write`` is False.
     """
     device = check_device(device)
+    search = resolve_search(search, device)
     if chunk is not None:
         at_least("chunk", chunk, 1)
     if max_frames is not None:
@@ -90,6 +94,7 @@ def run_bench(
             hits[method].append(one_nn_hits(
                 vectors[method][fold.train], labels[fold.train],
                 vectors[method][fold.test], labels[fold.test], chunk=chunk, device=device,
+                search=search,
             ))
             search_seconds[method] += time.perf_counter() - start
 
@@ -98,6 +103,7 @@ def run_bench(
         "folds": [fold.number for fold in chosen],
         "fold_sizes": [[len(fold.train), len(fold.test)] for fold in chosen],
         "device": str(device),
+        "search": search,
     }
     path = store_path(store)
     rows = []

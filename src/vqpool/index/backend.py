@@ -8,6 +8,8 @@ L2-normalised vectors and scores by inner product, so a score is a cosine simila
 
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -175,16 +177,23 @@ def set_search_params(faiss: Any, index: Any, params: IndexParams) -> None:
 BLAS_BLOCKS = {"distance_compute_blas_database_bs": 16384, "distance_compute_blas_query_bs": 1024}
 
 
-def search(faiss: Any, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``index.search`` with the exact-search blocks above; FAISS's settings are restored."""
+@contextmanager
+def blas_blocks(faiss: Any) -> Iterator[None]:
+    """FAISS's exact-search blocks set to `BLAS_BLOCKS` inside, restored after."""
     saved = {name: getattr(faiss.cvar, name) for name in BLAS_BLOCKS}
     try:
         for name, value in BLAS_BLOCKS.items():
             setattr(faiss.cvar, name, value)
-        return index.search(queries, k)
+        yield
     finally:
         for name, value in saved.items():
             setattr(faiss.cvar, name, value)
+
+
+def search(faiss: Any, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search`` with the exact-search blocks above; FAISS's settings are restored."""
+    with blas_blocks(faiss):
+        return index.search(queries, k)
 
 
 def recall_at(approximate: np.ndarray, exact: np.ndarray, queries: np.ndarray, k: int) -> float:
