@@ -211,3 +211,25 @@ def test_codes_a_method_does_not_read_are_checked_for_shape_only():
     assert torch.equal(frame_weights(lengths, odd, "ap"), frame_weights(lengths, None, "ap")[:, :7])
     with pytest.raises(ParameterError, match="non-negative"):
         pool(frames, lengths, odd, "vq-lp")
+
+
+@pytest.mark.parametrize("check_from", [0, None])  # zero padding checked (used uncopied), or copied
+@pytest.mark.parametrize("method", CODE_METHODS)
+def test_padding_is_ignored_whatever_it_holds_and_codes_are_not_written(method, check_from, monkeypatch):
+    """Zero padding may be used as it is (no copy); any other padding gives the same vectors,
+    and the caller's codes are never changed."""
+    if check_from is not None:
+        monkeypatch.setattr("vqpool.pooling.api.ZERO_CHECK_ELEMENTS", check_from)
+    generator = torch.Generator().manual_seed(3)
+    frames = torch.randn(4, 9, 5, generator=generator)
+    lengths = torch.tensor([9, 6, 3, 1])
+    codes = torch.randint(0, 4, (4, 9, 2), generator=generator)
+    mask = torch.arange(9)[None] < lengths[:, None]
+    zero_padded = codes.masked_fill(~mask[..., None], 0)
+    junk_padded = torch.where(mask[..., None], codes, 3)
+    stats = CorpusStats.fit([(frames, lengths, zero_padded)], codebook_size=4, progress=False)
+    kept = zero_padded.clone(), junk_padded.clone()
+    expected = pool(frames, lengths, zero_padded, method, stats)
+    torch.testing.assert_close(pool(frames, lengths, junk_padded, method, stats), expected,
+                               rtol=0, atol=0)
+    assert torch.equal(zero_padded, kept[0]) and torch.equal(junk_padded, kept[1])
