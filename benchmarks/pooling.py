@@ -60,14 +60,15 @@ def runs_of_codes(
 def random_batch(
     batch: int, length: int, dim: int, groups: int, values: int, generator: torch.Generator
 ):
-    """Frames, lengths between L/2 and L (the longest exactly L), codes; padding is 0, as a
-    store's batches and the upstreams give it."""
+    """Frames, lengths between L/2 and L (the longest exactly L), int32 codes; padding is 0,
+    as a store's batches give them."""
     frames = torch.randn(batch, length, dim, generator=generator)
     lengths = torch.randint(length // 2 + 1, length + 1, (batch,), generator=generator)
     lengths[0] = length
     padding = torch.arange(length)[None] >= lengths[:, None]
     codes = runs_of_codes(batch, length, groups, values, generator)
-    return frames.masked_fill(padding[..., None], 0), lengths, codes.masked_fill(padding[..., None], 0)
+    codes = codes.masked_fill(padding[..., None], 0).int()  # as FeatureStore.batches gives them
+    return frames.masked_fill(padding[..., None], 0), lengths, codes
 
 
 def shape_arg(text: str) -> tuple[int, int]:

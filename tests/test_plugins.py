@@ -283,3 +283,26 @@ def test_a_fresh_process_finds_the_plugin(plugin: Path, manifest: Path, codebook
     )
     assert done.returncode == 0, done.stderr
     assert "lp-power" in done.stdout
+
+
+def test_users_methods_get_int64_codes_whatever_they_were_given(clean_registry: None) -> None:
+    """vqpool works in int32 inside; users' methods are promised int64 (their arithmetic on
+    codes, such as q0 * V + q1, must not overflow), from weights and pool functions alike."""
+    seen = []
+
+    def uniform(lengths, codes, stats=None):
+        seen.append(codes.dtype)
+        mask = torch.arange(codes.shape[1])[None] < lengths[:, None]
+        return mask / mask.sum(1, keepdim=True)
+
+    def first_frame(frames, lengths, codes, stats=None):
+        seen.append(codes.dtype)
+        return frames[:, 0]
+
+    vqpool.register_method("uniform-weights", weights=uniform, needs_codes=True)
+    vqpool.register_method("first-frame", pool=first_frame, needs_codes=True)
+    frames, lengths, codes = batch()
+    for dtype in (torch.int16, torch.int32, torch.int64):
+        pool(frames, lengths, codes.to(dtype), "uniform-weights")
+        pool(frames, lengths, codes.to(dtype), "first-frame")
+    assert seen == [torch.int64] * 6

@@ -86,8 +86,8 @@ def test_streams_and_reuse_give_the_same_batches(tmp_path) -> None:
         with pytest.raises(VqpoolError, match=r"streams.*'pooled'"):
             next(store.batches(chosen, streams=("frames", "pooled")))
     frames, codes, _ = disk[1]
-    assert frames.dtype == torch.float32 and codes.dtype == torch.int64
-    assert torch.equal(frames, memory.frames[1]) and torch.equal(codes, memory.codes[1])
+    assert frames.dtype == torch.float32 and codes.dtype == torch.int32
+    assert torch.equal(frames, memory.frames[1]) and torch.equal(codes.long(), memory.codes[1].long())
 
 
 def test_reading_only_codes_reads_no_frames(tmp_path) -> None:

@@ -76,23 +76,30 @@ def test_tuple_ids_are_exact_while_they_fit_int64_and_hashed_beyond():
 
 
 @pytest.mark.parametrize("entries", [1, 64, 1 << 18])
-def test_per_code_tables_in_chunks(monkeypatch, entries):
-    """However few table entries a chunk may use, the counts and first positions are exact."""
+@pytest.mark.parametrize("dense_reset", [0, 1 << 30])  # every chunk read before adding / zeroed after
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+def test_per_code_tables_in_chunks(monkeypatch, entries, dense_reset, dtype):
+    """However few table entries a chunk may use, and however the table is reset between
+    chunks, the counts, first positions and corpus sums are exact."""
     monkeypatch.setattr(partitions, "TABLE_ENTRIES", entries)
+    monkeypatch.setattr(partitions, "DENSE_RESET", dense_reset)
     generator = torch.Generator().manual_seed(0)
     codes = torch.randint(0, 5, (7, 13, 3), generator=generator)
     lengths = torch.tensor([13, 1, 5, 13, 7, 2, 9])
     mask = torch.arange(13)[None] < lengths[:, None]
-    codes = codes.masked_fill(~mask[..., None], 0)  # as pool gives them
+    codes = codes.masked_fill(~mask[..., None], 0).to(dtype)  # as pool gives them
+    corpus = torch.randint(0, 10**12, (3, 5), generator=generator)
     count = partitions.per_code(codes, mask, 5)
     first = partitions.per_code(codes, mask, 5, torch.arange(13).expand(7, -1))
-    total = partitions.per_code(codes, mask, 5, total=True)
+    total, summed = partitions.per_code(codes, mask, 5, total=True, corpus=corpus)
+    assert torch.equal(partitions.per_code(codes, mask, 5, total=True), total)
     for b, n in enumerate(lengths.tolist()):
         for t in range(n):
             for g in range(3):
                 same = (codes[b, :n, g] == codes[b, t, g]).nonzero().squeeze(1)
                 assert count[b, t, g] == len(same) and first[b, t, g] == same[0]
             assert total[b, t] == count[b, t].sum()
+            assert summed[b, t] == sum(int(corpus[g, codes[b, t, g]]) for g in range(3))
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
@@ -108,7 +115,8 @@ def test_chunks_of_utterances_change_nothing(semantics, data, chunk_codes):
         [q for b in range(len(lengths)) for q in utterance(codes, lengths, b)]
     )
     for method in WEIGHTED_METHODS:
-        with mock.patch.object(masking, "CHUNK_CODES", chunk_codes):
+        with (mock.patch.object(masking, "CHUNK_CODES", chunk_codes),
+              mock.patch.object(partitions, "SHIFT_CHUNK_CODES", chunk_codes)):
             fast = frame_weights(lengths, codes, method, stats, semantics=semantics)
         for b, n in enumerate(lengths.tolist()):
             slow = reference_impl.weights(method, utterance(codes, lengths, b), semantics, corpus)

@@ -100,12 +100,25 @@ def test_half_precision_frames_accumulate_in_fp32(batch, dtype):
     torch.testing.assert_close(pooled, pool(half.float(), lengths, codes, "vq-lp"))
 
 
-def test_narrow_integer_codes_and_lengths(batch):
+@pytest.mark.parametrize("method", CODE_METHODS)
+def test_every_integer_dtype_of_codes_pools_alike(batch, stats, method):
+    """The methods work in int32 whatever integer codes they get (stores give int32): uint8,
+    int16, int32 and int64 codes give identical vectors, and the caller's codes stay as they were."""
     frames, lengths, codes = batch
-    expected = pool(frames, lengths, codes, "vq-allsquash-or")
-    torch.testing.assert_close(
-        pool(frames, lengths.int(), codes.to(torch.int16), "vq-allsquash-or"), expected
-    )
+    expected = pool(frames, lengths, codes.long(), method, stats)
+    for dtype in (torch.uint8, torch.int16, torch.int32):
+        narrow = codes.to(dtype)
+        kept = narrow.clone()
+        torch.testing.assert_close(pool(frames, lengths.int(), narrow, method, stats), expected, rtol=0, atol=0)
+        assert torch.equal(narrow, kept)
+
+
+def test_codes_beyond_int32_are_refused(batch):
+    frames, lengths, codes = batch
+    huge = codes.long().clone()
+    huge[0, 0, 0] = 2**32 + 1  # would wrap to 1 in int32
+    with pytest.raises(ParameterError, match="below 2\\^31"):
+        pool(frames, lengths, huge, "vq-lp")
 
 
 def test_smoothing_zero_with_unseen_codes_is_an_error(batch):

@@ -124,18 +124,22 @@ def _weights(
 def _checked_codes(
     record: Method, lengths: Tensor, codes: Tensor, stats: CorpusStats | None, length: int | None
 ) -> tuple[Tensor, Tensor]:
-    """int64 codes with padding set to 0, and the padding mask."""
+    """int32 codes with padding set to 0, and the padding mask. The methods work in int32:
+    half the memory traffic of int64, and what `FeatureStore.batches` gives (no copy then)."""
     _check_code_shape(lengths, codes, length)
     mask = length_mask(lengths, codes.shape[1])
-    codes = codes.long()
-    if not _zero_padded(codes, lengths):  # padding may hold anything
+    if codes.dtype.itemsize < 4:  # widening cannot wrap: widen first, then mask our own copy
+        codes = codes.int().masked_fill_(~mask[..., None], 0)
+    elif not _zero_padded(codes, lengths):  # padding may hold anything
         codes = codes.masked_fill(~mask[..., None], 0)
     low, high = (int(bound) for bound in torch.aminmax(codes))  # one pass: 32 codebooks are large
     if low < 0:
         raise ParameterError("codes", f"must be non-negative; found {low} on a true frame")
+    if high > torch.iinfo(torch.int32).max:
+        raise ParameterError("codes", f"must be below 2^31; found {high} on a true frame")
     if record.needs_stats and stats is not None:
         stats.check_codes(codes, bounds=(low, high))
-    return codes, mask
+    return codes.int(), mask
 
 
 def _zero_padded(codes: Tensor, lengths: Tensor) -> bool:

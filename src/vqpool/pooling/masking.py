@@ -21,13 +21,21 @@ def chunk_rows(frames: Tensor) -> int:
     return batch if frames.device.type != "cpu" else max(1, CHUNK_VALUES // max(1, length * dim))
 
 
-def row_chunks(rows: int, row_size: int, device: torch.device, most: int | None = None) -> list[slice]:
-    """Slices of ``rows`` rows of ``row_size`` codes each, at most `CHUNK_CODES` codes (and
-    ``most`` rows) a slice but at least one row, on a CPU; all rows at once (up to ``most``)
-    on a GPU, where one large kernel beats many small ones."""
-    step = rows if device.type != "cpu" else max(1, CHUNK_CODES // max(1, row_size))
+def row_chunks(rows: int, row_size: int, device: torch.device, most: int | None = None, *,
+               codes: int = CHUNK_CODES) -> list[slice]:
+    """Slices of ``rows`` rows of ``row_size`` codes each, at most ``codes`` codes (and ``most``
+    rows) a slice but at least one row, on a CPU; all rows at once (up to ``most``) on a GPU,
+    where one large kernel beats many small ones."""
+    step = rows if device.type != "cpu" else max(1, codes // max(1, row_size))
     step = max(1, min(step, rows if most is None else most))
     return [slice(start, start + step) for start in range(0, rows, step)]
+
+
+def index_dtype(codes: Tensor, entries: int = 0) -> torch.dtype:
+    """The dtype of indices computed from ``codes`` into a table of ``entries``: int32 for int32
+    codes (`pool` gives them: half the memory traffic of int64) while the table fits, else int64."""
+    fits = codes.dtype == torch.int32 and entries < torch.iinfo(torch.int32).max
+    return torch.int32 if fits else torch.int64
 
 
 def weighted_average(frames: Tensor, weights: Tensor) -> Tensor:

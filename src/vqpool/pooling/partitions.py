@@ -14,13 +14,18 @@ import functools
 import torch
 from torch import Tensor
 
-from vqpool.pooling.masking import row_chunks
+from vqpool.pooling.masking import index_dtype, row_chunks
 from vqpool.pooling.stats import code_tuple_ids
 
 NO_PART = -1
 SHIFTS = 8  # offsets _next_disjoint tries on the whole batch before chasing the rare long runs
+# _next_disjoint's chunks (4 MiB of int32 codes): its offsets re-read each chunk SHIFTS times,
+# and at 2^17 codes a chunk the calls' own cost outweighed the cache they save (L = 50, 200)
+SHIFT_CHUNK_CODES = 2**20
 TABLE_ENTRIES = 1 << 18  # per_code's (utterance, codebook, code) table: 1 MiB of int32
-SPARSE_RESET = 8  # per_code resets the entries it wrote, not the whole table, past this many a slot
+# per_code zeroes its table after a chunk that has at least 1/DENSE_RESET code a table entry (one
+# sequential write is cheaper then); a sparser chunk reads its entries before adding instead
+DENSE_RESET = 8
 FEW_CODEBOOKS = 4  # up to this many, loops over codebooks beat reductions over them
 ALL_TRUE = 0x0101010101010101  # eight True bools read as one int64
 
@@ -68,11 +73,13 @@ def allsquash_or(codes: Tensor, mask: Tensor) -> Tensor:
     # Edges from the first frame of each run of equal code in each codebook to the node of the
     # earliest frame of the utterance holding that code (nodes count up in time, so: the least
     # node holding it); edges inside one node carry nothing.
+    # A run start is a change in every codebook, so `changed` alone marks the first frames of
+    # runs; padding's edges (its code 0 may be held earlier) are dropped from the short list.
     target = per_code(codes, mask, int(codes.max()) + 1, node.view(batch, length))
     edge = target != node.int().view(batch, length, 1)
-    edge[:, 1:] &= changed | starts[:, 1:, None]
-    edge &= mask[..., None]
+    edge[:, 1:] &= changed
     frame_code = edge.view(-1).nonzero().squeeze(1)  # (b L + t) G + g
+    frame_code = frame_code[mask.view(-1).index_select(0, frame_code // groups)]
     source = node.index_select(0, frame_code // groups)
     target = target.view(-1).index_select(0, frame_code).long()
     parent = torch.arange(len(node_frame), device=codes.device)
@@ -104,7 +111,7 @@ def allsquash_or_greedy(codes: Tensor, mask: Tensor) -> Tensor:
     more than the number of runs. With one codebook, its code serves as both first and second.
     """
     batch, length, groups = codes.shape
-    first, second = codes[..., 0], codes[..., min(1, groups - 1)]
+    first, second = codes[..., 0].long(), codes[..., min(1, groups - 1)].long()
     positions = torch.arange(length, device=codes.device)
     if int(second.max()) >= length:  # only order and equality within an utterance matter
         second = _ranks(second, mask)
@@ -187,47 +194,67 @@ def _part_sizes(labels: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def per_code(codes: Tensor, mask: Tensor, values: int, least: Tensor | None = None, *,
-             total: bool = False) -> Tensor:
+             total: bool = False, corpus: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
     """``[B, L, G]`` int32: for frame t and codebook g, over the true frames of t's utterance
     that hold code ``q_t^g`` in codebook g, their number, or with ``least [B, L]`` (integers
-    below 2^31) the least of theirs; ``total`` sums the counts over the codebooks (``[B, L]``).
-    Codes lie in ``[0, values)``, padding included (`pool` zeroes it); padding entries of the
-    result are meaningless.
+    below 2^31) the least of theirs; ``total`` sums the counts over the codebooks (``[B, L]``),
+    and with ``corpus [G, values]`` (corpus counts) also returns ``sum_g corpus[g, q_t^g]``
+    (int64 ``[B, L]``), looked up through the same table slots (vq-bp: one pass for both).
+    Codes lie in ``[0, values)`` and are 0 on padding (`pool` zeroes it); padding entries of the
+    result are meaningless. Padding frames' ``least`` must be no smaller than every true frame's
+    of their utterance (node ids that count up in time are), so that they never lower it.
 
     A table of (utterance, codebook, code) entries serves a few utterances at a time (at most
     `TABLE_ENTRIES`, or one utterance's G V, entries, and on a CPU at most `row_chunks`'s codes:
-    it stays in cache) and is reset after them, whole unless it has over `SPARSE_RESET` entries
-    a code: memory is bounded and work O(B L G), whatever V and G. Padding frames all go to one
-    spare entry, which no true frame reads."""
+    it stays in cache): memory is bounded and work O(B L G), whatever V and G. The counts table
+    is zeroed after a chunk with many codes per entry; a sparser chunk instead reads its
+    entries before and after adding to them (cheaper than any reset). Padding is counted in
+    and then taken out of code 0 (it holds 0), which is cheaper than masking it; the least
+    values need no mask (see above) and reset the table after each chunk."""
     batch, length, groups = codes.shape
     width = groups * values
     never = torch.iinfo(torch.int32).max
-    empty = 0 if least is None else never
     chunks = row_chunks(batch, length * groups, codes.device, most=max(1, TABLE_ENTRIES // width))
     rows = chunks[0].stop
-    spare = rows * width  # a last entry where padding frames are counted
-    table = torch.full((spare + 1,), empty, dtype=torch.int32, device=codes.device)
+    entries = rows * width
+    table = torch.full((entries,), 0 if least is None else never, dtype=torch.int32, device=codes.device)
+    code_zero = table.view(rows, groups, values)[..., 0]  # [rows, G]
     base = torch.arange(rows, device=codes.device)[:, None, None] * width + torch.arange(
         groups, device=codes.device) * values
-    base = base.expand(rows, length, groups).contiguous()  # adding it needs no broadcast
-    padding = ~mask[..., None]
-    one = torch.ones(1, dtype=torch.int32, device=codes.device)
+    base = base.to(index_dtype(codes, entries)).expand(rows, length, groups).contiguous()  # adding it needs no broadcast
+    padding_frames = (length - mask.sum(1)).int()
+    ones = torch.ones(rows * length * groups, dtype=torch.int32, device=codes.device)  # index_add_ copies an expanded one
     first = None if least is None else least.int()[..., None].expand(codes.shape)
     found = torch.empty(codes.shape[:2] if total else codes.shape, dtype=torch.int32, device=codes.device)
+    if corpus is not None:  # one copy per utterance of the chunk, so the slots index it too
+        corpus = corpus.to(codes.device).reshape(-1).repeat(rows)
+        looked_up = torch.empty(codes.shape[:2], dtype=corpus.dtype, device=codes.device)
     for chunk in chunks:
         part = codes[chunk]
-        slot = (part + base[: part.shape[0]]).masked_fill_(padding[chunk], spare).view(-1)
+        used = part.shape[0]
+        slot = (part + base[:used]).view(-1)
         if first is None:
-            table.scatter_add_(0, slot, one.expand(slot.shape))
+            dense = table.numel() <= DENSE_RESET * slot.numel()
+            before = None if dense else table.index_select(0, slot).view(part.shape)
+            table.index_add_(0, slot, ones[: slot.numel()])
+            code_zero[:used] -= padding_frames[chunk, None]
+            got = table.index_select(0, slot).view(part.shape)
+            if total:
+                torch.sum(got, -1, dtype=torch.int32, out=found[chunk])
+                if before is not None:
+                    found[chunk] -= before.sum(-1, dtype=torch.int32)
+            else:
+                torch.sub(got, 0 if before is None else before, out=found[chunk])
+            if corpus is not None:
+                torch.sum(corpus.index_select(0, slot).view(part.shape), -1, out=looked_up[chunk])
+            if dense:
+                table.zero_()
         else:
-            table.scatter_reduce_(0, slot, first[chunk].reshape(-1), "amin")
-        got = table.index_select(0, slot).view(part.shape)
-        found[chunk] = got.sum(-1, dtype=torch.int32) if total else got
-        if table.numel() <= SPARSE_RESET * slot.numel():
-            table.fill_(empty)  # one sequential write beats as many scattered ones
-        else:
-            table.index_fill_(0, slot, empty)
-    return found
+            table.scatter_reduce_(0, slot.long(), first[chunk].reshape(-1), "amin")
+            got = table.index_select(0, slot).view(part.shape)
+            found[chunk] = got.sum(-1, dtype=torch.int32) if total else got
+            table.fill_(never)
+    return found if corpus is None else (found, looked_up)
 
 
 def _ranks(codes: Tensor, mask: Tensor) -> Tensor:
@@ -307,29 +334,26 @@ def _first_equal(keys: Tensor, mask: Tensor) -> Tensor:
 
 def _next_disjoint(codes: Tensor, mask: Tensor) -> Tensor:
     """``[B, L]``: for each true frame t, the first later frame sharing no code with t, or the
-    utterance length; L on padding. Offsets 1..SHIFTS compare the whole batch with itself shifted
-    (runs are short); the rare frames still unresolved then search on one by one."""
-    batch, length, _ = codes.shape
+    utterance length; L on padding. Offsets 1..SHIFTS compare the batch with itself shifted
+    (runs are short), a cache-sized chunk of utterances at a time (`row_chunks`: each chunk is
+    read from memory once for all offsets); the rare frames still unresolved then search on
+    one by one."""
+    batch, length, groups = codes.shape
     lengths = mask.sum(1, keepdim=True)
     positions = torch.arange(length, device=codes.device)
     answer = torch.where(mask, lengths, length)
     unresolved = mask.clone()  # true frames whose probe t + offset is still a true frame
     offsets = range(1, min(SHIFTS, length - 1) + 1)
-    for offset in offsets:
-        inside = mask[:, offset:]
-        disjoint = _all_codebooks(codes[:, offset:] != codes[:, :-offset])
-        hit = unresolved[:, :-offset] & inside & disjoint
-        answer[:, :-offset] = torch.where(hit, positions[offset:], answer[:, :-offset])
-        unresolved[:, :-offset] &= inside & ~disjoint
-        unresolved[:, -offset:] = False
-        if not unresolved.any():
-            return answer
+    for rows in row_chunks(batch, length * groups, codes.device, codes=SHIFT_CHUNK_CODES):
+        _shifted_search(codes[rows], mask[rows], answer[rows], unresolved[rows], positions, offsets)
+    if not unresolved.any():
+        return answer
+    offset = len(offsets) + 1  # the first offset not tried yet
     flat_codes, answer = codes.reshape(batch * length, -1), answer.view(-1)
     frame = unresolved.view(-1).nonzero().squeeze(1)  # flat index b L + t
     own = flat_codes.index_select(0, frame)
     row_start = frame - frame % length
     end = row_start + lengths.view(-1).index_select(0, frame // length)
-    offset = len(offsets) + 1
     while frame.numel():
         probe = frame + offset
         differs = flat_codes.index_select(0, probe.clamp_max(batch * length - 1)) != own
@@ -339,6 +363,21 @@ def _next_disjoint(codes: Tensor, mask: Tensor) -> Tensor:
         frame, own, row_start, end = frame[keep], own[keep], row_start[keep], end[keep]
         offset += 1
     return answer.view(batch, length)
+
+
+def _shifted_search(codes: Tensor, mask: Tensor, answer: Tensor, unresolved: Tensor,
+                    positions: Tensor, offsets: range) -> None:
+    """`_next_disjoint`'s offsets for some utterances: writes into their ``answer`` and
+    ``unresolved`` rows."""
+    for offset in offsets:
+        inside = mask[:, offset:]
+        disjoint = _all_codebooks(codes[:, offset:] != codes[:, :-offset])
+        hit = unresolved[:, :-offset] & inside & disjoint
+        answer[:, :-offset] = torch.where(hit, positions[offset:], answer[:, :-offset])
+        unresolved[:, :-offset] &= inside & ~disjoint
+        unresolved[:, -offset:] = False
+        if not unresolved.any():
+            return
 
 
 def _orbit_of_first_frame(next_start: Tensor) -> Tensor:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "vqpool.methods"
 
-# Internal signatures, for codes already checked (int64, 0 on padding) and mask [B, L]:
+# Internal signatures, for codes already checked (int32, 0 on padding) and mask [B, L]:
 WeightsFn = Callable[[Tensor, Tensor | None, Tensor, CorpusStats | None, PoolOptions], Tensor]
 """``(lengths [B], codes [B, L, G] | None, mask [B, L], stats, options) -> fp32 [B, L]``."""
 VectorsFn = Callable[[Tensor, Tensor, Tensor | None, CorpusStats | None, PoolOptions], Tensor]
@@ -222,13 +222,19 @@ def _user_weights(name: str, function: Callable[..., Tensor], names: tuple[str, 
              options: PoolOptions) -> Tensor:
         length = int(lengths.max()) if codes is None else codes.shape[1]
         kwargs = {option: options.value(option) for option in names}
-        result = function(lengths, codes, stats=stats, **kwargs)
+        result = function(lengths, _documented(codes), stats=stats, **kwargs)
         _check_user_weights(name, result, mask[:, :length])
         if length < mask.shape[1]:  # no codes fixed L: pad to the frames' length
             result = nn.functional.pad(result, (0, mask.shape[1] - length))
         return result.float()
 
     return call
+
+
+def _documented(codes: Tensor | None) -> Tensor | None:
+    """Codes as `register_method` promises them to users' methods: int64 (vqpool's own work in
+    int32, which a user's arithmetic such as ``q0 * V + q1`` could overflow)."""
+    return None if codes is None else codes.long()
 
 
 def _check_user_weights(name: str, result: Any, mask: Tensor) -> None:
@@ -257,7 +263,7 @@ def _user_vectors(name: str, function: Callable[..., Tensor], names: tuple[str, 
     def call(frames: Tensor, lengths: Tensor, codes: Tensor | None, stats: CorpusStats | None,
              options: PoolOptions) -> Tensor:
         kwargs = {option: options.value(option) for option in names}
-        result = function(frames, lengths, codes, stats=stats, **kwargs)
+        result = function(frames, lengths, _documented(codes), stats=stats, **kwargs)
         expected = (frames.shape[0], factor * frames.shape[2])
         if not isinstance(result, Tensor) or tuple(result.shape) != expected:
             shown = tuple(result.shape) if isinstance(result, Tensor) else type(result).__name__

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from vqpool.errors import VqpoolError
 from vqpool.io import load_tagged, save_tagged
-from vqpool.pooling.masking import length_mask, row_chunks, weighted_average
+from vqpool.pooling.masking import index_dtype, length_mask, row_chunks, weighted_average
 from vqpool.progress import progress_bar
 
 Batch = tuple[Tensor | None, Tensor, Tensor | None]
@@ -86,7 +86,7 @@ def tuple_hash(codes: Tensor, codebook_size: int) -> Tensor:
     per codebook, no ``V^G`` anything; on a CPU a few thousand tuples at a time (`row_chunks`)."""
     groups = codes.shape[-1]
     table = _hash_table(groups, codebook_size).to(codes.device).view(-1)
-    offsets = torch.arange(groups, device=codes.device) * codebook_size
+    offsets = (torch.arange(groups, device=codes.device) * codebook_size).to(index_dtype(codes, groups * codebook_size))
     tuples = codes.reshape(-1, groups)
     ids = torch.empty(tuples.shape[0], dtype=torch.long, device=codes.device)
     for rows in row_chunks(tuples.shape[0], groups, codes.device):

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from vqpool.errors import VqpoolError
 from vqpool.pooling import partitions
-from vqpool.pooling.masking import row_chunks
+from vqpool.pooling.masking import index_dtype, row_chunks
 from vqpool.pooling.stats import CorpusStats
 
 
@@ -30,12 +30,25 @@ def local_probability(codes: Tensor, mask: Tensor, codebook_size: int) -> Tensor
 def global_probability(codes: Tensor, mask: Tensor, stats: CorpusStats, smoothing: float) -> Tensor:
     """vq-gp: ``w_t ∝ 1 / sum_g N_g(q_t^g)``, N_g the training corpus's counts plus ``smoothing``."""
     groups, values = stats.code_counts.shape
-    offsets = torch.arange(groups, device=codes.device) * values
+    offsets = (torch.arange(groups, device=codes.device) * values).to(index_dtype(codes, groups * values))
     table = stats.code_counts.to(codes.device).view(-1)
     counts = torch.empty(codes.shape[:2], dtype=torch.long, device=codes.device)
     for rows in row_chunks(codes.shape[0], codes.shape[1] * groups, codes.device):
         part = codes[rows]
         counts[rows] = table.index_select(0, (part + offsets).view(-1)).view(part.shape).sum(-1)
+    return _inverse_corpus_counts(counts, mask, groups, smoothing)
+
+
+def both_probability(codes: Tensor, mask: Tensor, stats: CorpusStats, smoothing: float) -> Tensor:
+    """vq-bp: ``w_t ∝ w_t^LP w_t^GP``, each normalised first."""
+    groups = stats.code_counts.shape[0]
+    local, corpus = partitions.per_code(codes, mask, stats.codebook_size, total=True, corpus=stats.code_counts)
+    local = normalize(1 / local.float(), mask)
+    return normalize(local * _inverse_corpus_counts(corpus, mask, groups, smoothing), mask)
+
+
+def _inverse_corpus_counts(counts: Tensor, mask: Tensor, groups: int, smoothing: float) -> Tensor:
+    """The vq-gp weights from each frame's summed corpus counts ``[B, L]`` (int64)."""
     # exact integer sums, smoothing added once: float32 would round counts above 2^24
     total = counts.double() + groups * smoothing
     if smoothing == 0 and bool((total[mask] == 0).any()):
@@ -44,12 +57,6 @@ def global_probability(codes: Tensor, mask: Tensor, stats: CorpusStats, smoothin
             "use smoothing > 0 (default 1)"
         )
     return normalize((1 / total).float(), mask)
-
-
-def both_probability(codes: Tensor, mask: Tensor, stats: CorpusStats, smoothing: float) -> Tensor:
-    """vq-bp: ``w_t ∝ w_t^LP w_t^GP``, each normalised first."""
-    local = local_probability(codes, mask, stats.codebook_size)
-    return normalize(local * global_probability(codes, mask, stats, smoothing), mask)
 
 
 def sif(codes: Tensor, mask: Tensor, stats: CorpusStats, a: float) -> Tensor:

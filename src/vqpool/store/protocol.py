@@ -16,10 +16,10 @@ from vqpool.errors import ParameterError, VqpoolError
 from vqpool.rows import SPLITS
 from vqpool.store.header import StoreHeader
 
-# (frames fp32 [B, L, D] | None, lengths int64 [B], codes int64 [B, L, G] | None, store indices)
+# (frames fp32 [B, L, D] | None, lengths int64 [B], codes int32 [B, L, G] | None, store indices)
 Batch = tuple[Tensor | None, Tensor, Tensor | None, list[int]]
 # The streams a batch carries, as the dtypes batches deliver them in.
-READ_DTYPES = {"frames": torch.float32, "codes": torch.int64}
+READ_DTYPES = {"frames": torch.float32, "codes": torch.int32}
 STREAMS = tuple(READ_DTYPES)
 
 
@@ -90,7 +90,7 @@ class Store(Protocol):
     def __len__(self) -> int: ...
 
     def __getitem__(self, i: int) -> tuple[Tensor | None, Tensor | None, dict[str, Any]]:
-        """``(frames fp32 [T, D] | None, codes int64 [T, G] | None, meta)`` of utterance ``i``."""
+        """``(frames fp32 [T, D] | None, codes int32 [T, G] | None, meta)`` of utterance ``i``."""
 
     def indices(self, split: str | None = None) -> list[int]:
         """Positions of the utterances of ``split`` (all when None)."""

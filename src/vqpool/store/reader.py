@@ -30,7 +30,7 @@ TORCH_DTYPES = {stream: torch.from_numpy(np.zeros(0, dtype)).dtype for stream, d
 class FeatureStore:
     """Read access to a store written by :func:`vqpool.extract.extract` (a ``Store``).
 
-    ``store[i]`` is ``(frames fp32 [T, D], codes int64 [T, G] | None, meta)``; frames are
+    ``store[i]`` is ``(frames fp32 [T, D], codes int32 [T, G] | None, meta)``; frames are
     ``None`` in a pooled-only store, which offers ``pooled(method)`` instead. Store order is the
     extraction order (longest utterance first); ``meta`` carries each utterance's ``id``.
     An unfinished store is refused unless ``allow_partial``; then only committed utterances show.
@@ -150,7 +150,7 @@ class FeatureStore:
 
     def batches(self, indices: Sequence[int] | None = None, *, max_frames: int = 65536,
                 streams: Collection[str] | None = None, reuse: bool = False) -> Iterator[Batch]:
-        """Padded ``(frames fp32 [B, L, D], lengths [B], codes int64 [B, L, G] | None, indices)``.
+        """Padded ``(frames fp32 [B, L, D], lengths [B], codes int32 [B, L, G] | None, indices)``.
 
         Utterances are sorted longest first and grouped so that ``B * L <= max_frames``
         (:func:`~vqpool.store.protocol.length_batches`). Padding is 0. Frames are None in a
