@@ -3,7 +3,8 @@
 AP (one pass over the frames) is the floor a pooling method can reach; a vq-* method adds code
 work that is small next to it. The loop is how a research script would do it: one utterance at
 a time with itertools.groupby / Counter / union-find (tests/pooling/reference_impl.py, the same
-code the tests check the fast path against). Codes come in runs of 1-6 equal codes per codebook.
+code the tests check the fast path against). Codes come in runs of 1-6 equal codes per codebook,
+as int32 with zero padding, as `FeatureStore.batches` gives them (int64 codes cost one more pass).
 
     python benchmarks/pooling.py               # B=256, D=768, L in 50 200 800, G x V in 2x320 8x1024 32x2048
     python benchmarks/pooling.py --threads 1 --clock cpu   # steadier on a shared machine
@@ -58,16 +59,17 @@ def runs_of_codes(
 
 
 def random_batch(
-    batch: int, length: int, dim: int, groups: int, values: int, generator: torch.Generator
+    batch: int, length: int, dim: int, groups: int, values: int, generator: torch.Generator,
+    code_dtype: torch.dtype = torch.int32,
 ):
-    """Frames, lengths between L/2 and L (the longest exactly L), int32 codes; padding is 0,
-    as a store's batches give them."""
+    """Frames, lengths between L/2 and L (the longest exactly L), codes (int32 by default, as
+    a store's batches give them); padding is 0."""
     frames = torch.randn(batch, length, dim, generator=generator)
     lengths = torch.randint(length // 2 + 1, length + 1, (batch,), generator=generator)
     lengths[0] = length
     padding = torch.arange(length)[None] >= lengths[:, None]
     codes = runs_of_codes(batch, length, groups, values, generator)
-    codes = codes.masked_fill(padding[..., None], 0).int()  # as FeatureStore.batches gives them
+    codes = codes.masked_fill(padding[..., None], 0).to(code_dtype)
     return frames.masked_fill(padding[..., None], 0), lengths, codes
 
 
@@ -138,6 +140,8 @@ def main() -> None:
     parser.add_argument("--shapes", type=shape_arg, nargs="+", default=[(2, 320), (8, 1024), (32, 2048)],
                         metavar="GxV", help="codebooks G x codebook size V (default 2x320 8x1024 32x2048)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--code-dtype", choices=("int32", "int64"), default="int32",
+                        help="dtype of the codes passed to pool (stores give int32)")
     parser.add_argument("--no-loop", action="store_true", help="skip the slow per-utterance loops")
     parser.add_argument(
         "--warm", action="store_true", help="do not flush the caches before each call"
@@ -156,7 +160,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     print(
         f"B={args.batch} D={args.dim} device={device} "
-        f"threads={torch.get_num_threads()} repeats={args.repeats} caches={'warm' if args.warm else 'flushed'} clock={args.clock} "
+        f"threads={torch.get_num_threads()} codes={args.code_dtype} repeats={args.repeats} caches={'warm' if args.warm else 'flushed'} clock={args.clock} "
         f"torch={torch.__version__}"
     )
     header = f"{'GxV':>7} {'L':>5} {'semantics':<9} {'method':<17} {'pool ms':>9} {'weights ms':>10} {'loop ms':>10} {'pool/AP':>8} {'loop/pool':>9}"
@@ -176,7 +180,8 @@ def main() -> None:
                 for q in train_codes[b, :n].tolist()
             ]
         )
-        frames, lengths, codes = (x.to(device) for x in random_batch(*shape, generator))
+        frames, lengths, codes = (
+            x.to(device) for x in random_batch(*shape, generator, getattr(torch, args.code_dtype)))
         for semantics in SEMANTICS:
             options = dict(stats=stats, semantics=semantics)
             functions = {

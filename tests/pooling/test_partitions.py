@@ -110,3 +110,21 @@ def test_labels_are_minus_one_on_padding():
         labels = function(codes, mask)
         assert labels[1, 3:].tolist() == [-1, -1]
         assert (labels[mask] >= 0).all()
+
+
+@pytest.mark.parametrize("doubling", [True, False])  # a GPU's rounds, a CPU's steps
+def test_orbit_of_the_first_frame_either_way(doubling):
+    """Marks 0, f(0), f(f(0)), ... until the end, as a loop following f finds them."""
+    generator = torch.Generator().manual_seed(0)
+    for length in (1, 2, 7, 64):
+        positions = torch.arange(length)
+        # f(t) in (t, L]: a random jump ahead of every frame, short or to the end
+        ahead = torch.randint(1, length + 1, (9, length), generator=generator)
+        next_start = torch.minimum(positions + ahead, torch.tensor(length))
+        on = partitions._orbit_of_first_frame(next_start, doubling=doubling)
+        for row in range(9):
+            expected, t = set(), 0
+            while t < length:
+                expected.add(t)
+                t = int(next_start[row, t])
+            assert set(on[row].nonzero().squeeze(1).tolist()) == expected

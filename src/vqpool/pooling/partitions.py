@@ -380,13 +380,24 @@ def _shifted_search(codes: Tensor, mask: Tensor, answer: Tensor, unresolved: Ten
             return
 
 
-def _orbit_of_first_frame(next_start: Tensor) -> Tensor:
-    """``[B, L]`` True on ``0, f(0), f(f(0)), ...`` for ``f = next_start`` (values in (t, L]),
-    by doubling: after round r the marks hold ``f^i(0)`` for every ``i < 2^r``."""
+def _orbit_of_first_frame(next_start: Tensor, *, doubling: bool | None = None) -> Tensor:
+    """``[B, L]`` True on ``0, f(0), f(f(0)), ...`` for ``f = next_start`` (values in (t, L]).
+
+    A GPU doubles: after round r the marks hold ``f^i(0)`` for every ``i < 2^r``, log2 L
+    rounds over the whole ``[B, L]`` batch. A CPU follows the orbits themselves, one step for
+    every utterance at a time: as many steps as the longest orbit has runs, each touching B
+    entries, which costs far less than the rounds' full-batch passes (``doubling`` chooses)."""
     batch, length = next_start.shape
     sink = torch.full((batch, 1), length, device=next_start.device)
     jump = torch.cat([next_start, sink], dim=1)
     on = torch.zeros_like(jump, dtype=torch.bool)
+    if not (next_start.device.type != "cpu" if doubling is None else doubling):
+        frame = torch.zeros_like(sink)
+        while True:
+            on.scatter_(1, frame, True)
+            frame = jump.gather(1, frame)
+            if bool((frame == length).all()):
+                return on[:, :length]
     on[:, 0] = True
     for _ in range(max(1, (length - 1).bit_length())):
         on.scatter_(1, torch.where(on, jump, length), True)
