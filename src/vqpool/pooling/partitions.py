@@ -18,10 +18,10 @@ from vqpool.pooling.masking import index_dtype, row_chunks
 from vqpool.pooling.stats import code_tuple_ids
 
 NO_PART = -1
-SHIFTS = 8  # offsets _next_disjoint tries on the whole batch before chasing the rare long runs
-# _next_disjoint's chunks (4 MiB of int32 codes): its offsets re-read each chunk SHIFTS times,
-# and at 2^17 codes a chunk the calls' own cost outweighed the cache they save (L = 50, 200)
-SHIFT_CHUNK_CODES = 2**20
+SHIFTS = 8  # offsets _next_disjoint rules out from runs before chasing the rare long ones
+# _next_disjoint's chunks (2 MiB of int32 codes): read from memory once, then worked in cache;
+# at 2^17 codes a chunk the calls' own cost outweighed the cache they save (L = 50, 200)
+SHIFT_CHUNK_CODES = 2**19
 TABLE_ENTRIES = 1 << 18  # per_code's (utterance, codebook, code) table: 1 MiB of int32
 # per_code zeroes its table after a chunk that has at least 1/DENSE_RESET code a table entry (one
 # sequential write is cheaper then); a sparser chunk reads its entries before adding instead
@@ -334,50 +334,59 @@ def _first_equal(keys: Tensor, mask: Tensor) -> Tensor:
 
 def _next_disjoint(codes: Tensor, mask: Tensor) -> Tensor:
     """``[B, L]``: for each true frame t, the first later frame sharing no code with t, or the
-    utterance length; L on padding. Offsets 1..SHIFTS compare the batch with itself shifted
-    (runs are short), a cache-sized chunk of utterances at a time (`row_chunks`: each chunk is
-    read from memory once for all offsets); the rare frames still unresolved then search on
-    one by one."""
+    utterance length; L on padding.
+
+    No frame before ``t + o*`` qualifies, o* the first offset by which every codebook's run
+    through t has ended (a run still going shares its code with t). Runs are short, so o*
+    (up to SHIFTS) comes from flags of equal neighbours, cheap bool work, a cache-sized chunk
+    of utterances at a time; then only ``t + o*`` needs its codes compared with t's (a code may
+    come back). The rare frames where one did search on one frame at a time."""
     batch, length, groups = codes.shape
-    lengths = mask.sum(1, keepdim=True)
+    lengths = mask.sum(1)
     positions = torch.arange(length, device=codes.device)
-    answer = torch.where(mask, lengths, length)
-    unresolved = mask.clone()  # true frames whose probe t + offset is still a true frame
-    offsets = range(1, min(SHIFTS, length - 1) + 1)
+    answer = torch.where(mask, lengths[:, None], length)
+    probe = torch.empty_like(answer)  # the first frame not yet ruled out
     for rows in row_chunks(batch, length * groups, codes.device, codes=SHIFT_CHUNK_CODES):
-        _shifted_search(codes[rows], mask[rows], answer[rows], unresolved[rows], positions, offsets)
-    if not unresolved.any():
+        part, end = codes[rows], lengths[rows, None]
+        probe[rows] = positions + _runs_ended(part)
+        tuples = part.reshape(-1, groups)
+        at = (torch.arange(part.shape[0], device=codes.device)[:, None] * length
+              + probe[rows].clamp_max(length - 1)).view(-1)
+        disjoint = _all_codebooks(tuples.index_select(0, at) != tuples).view(part.shape[:2])
+        answer[rows] = torch.where(mask[rows] & disjoint & (probe[rows] < end), probe[rows], answer[rows])
+        probe[rows] = torch.where(mask[rows] & ~disjoint & (probe[rows] < end), probe[rows] + 1, length)
+    searching = probe < length
+    if not searching.any():
         return answer
-    offset = len(offsets) + 1  # the first offset not tried yet
-    flat_codes, answer = codes.reshape(batch * length, -1), answer.view(-1)
-    frame = unresolved.view(-1).nonzero().squeeze(1)  # flat index b L + t
+    flat_codes, flat_answer = codes.reshape(batch * length, groups), answer.view(-1)
+    frame = searching.view(-1).nonzero().squeeze(1)  # flat index b L + t
     own = flat_codes.index_select(0, frame)
     row_start = frame - frame % length
-    end = row_start + lengths.view(-1).index_select(0, frame // length)
+    end = lengths.index_select(0, frame // length)
+    probe = probe.view(-1).index_select(0, frame)  # a position in the utterance
     while frame.numel():
-        probe = frame + offset
-        differs = flat_codes.index_select(0, probe.clamp_max(batch * length - 1)) != own
+        differs = flat_codes.index_select(0, row_start + probe.clamp_max(length - 1)) != own
         stop = (probe >= end) | _all_codebooks(differs)
-        answer[frame[stop]] = (probe - row_start)[stop]
+        flat_answer[frame[stop]] = torch.minimum(probe, end)[stop]
         keep = ~stop
-        frame, own, row_start, end = frame[keep], own[keep], row_start[keep], end[keep]
-        offset += 1
-    return answer.view(batch, length)
+        frame, own, row_start, end, probe = frame[keep], own[keep], row_start[keep], end[keep], probe[keep] + 1
+    return answer
 
 
-def _shifted_search(codes: Tensor, mask: Tensor, answer: Tensor, unresolved: Tensor,
-                    positions: Tensor, offsets: range) -> None:
-    """`_next_disjoint`'s offsets for some utterances: writes into their ``answer`` and
-    ``unresolved`` rows."""
-    for offset in offsets:
-        inside = mask[:, offset:]
-        disjoint = _all_codebooks(codes[:, offset:] != codes[:, :-offset])
-        hit = unresolved[:, :-offset] & inside & disjoint
-        answer[:, :-offset] = torch.where(hit, positions[offset:], answer[:, :-offset])
-        unresolved[:, :-offset] &= inside & ~disjoint
-        unresolved[:, -offset:] = False
-        if not unresolved.any():
-            return
+def _runs_ended(codes: Tensor) -> Tensor:
+    """``[r, L]``: for each frame t, the first offset o <= SHIFTS such that in every codebook
+    some frame of ``t+1 .. t+o`` holds another code than its predecessor, else SHIFTS + 1:
+    one more than the most frames any codebook repeats t's code for, counted in bytes."""
+    chunk, length, _ = codes.shape
+    same = codes[:, 1:] == codes[:, :-1]  # [r, L-1, G]: frame t+1 repeats frame t's code
+    repeats = same.to(torch.uint8)  # [r, L-1, G]: frames after t repeating its code, so far
+    running = same  # [r, L-1-o, G]: codebook g repeats t's code through t+1+o
+    for offset in range(1, min(SHIFTS, length - 1)):
+        running = running[:, :-1] & same[:, offset:]
+        repeats[:, : length - 1 - offset] += running
+    ended = torch.full((chunk, length), SHIFTS + 1, device=codes.device)
+    ended[:, :-1] = repeats.int().amax(-1) + 1  # a uint8 amax is twice as slow as widen + amax
+    return ended
 
 
 def _orbit_of_first_frame(next_start: Tensor, *, doubling: bool | None = None) -> Tensor:
