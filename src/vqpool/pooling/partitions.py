@@ -24,8 +24,9 @@ SHIFTS = 8  # offsets _next_disjoint rules out from runs before chasing the rare
 SHIFT_CHUNK_CODES = 2**19
 TABLE_ENTRIES = 1 << 18  # per_code's (utterance, codebook, code) table: 1 MiB of int32
 # per_code zeroes its table after a chunk that has at least 1/DENSE_RESET code a table entry (one
-# sequential write is cheaper then); a sparser chunk reads its entries before adding instead
-DENSE_RESET = 8
+# sequential write is cheaper then: zeroing an entry costs about 1/14 of gathering a code); a
+# sparser chunk reads its entries before adding instead
+DENSE_RESET = 16
 FEW_CODEBOOKS = 4  # up to this many, loops over codebooks beat reductions over them
 ALL_TRUE = 0x0101010101010101  # eight True bools read as one int64
 
