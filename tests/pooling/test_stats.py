@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vqpool.errors import VqpoolError
-from vqpool.pooling.stats import CorpusStats, code_tuple_ids
+from vqpool.pooling.stats import CorpusStats, _SortedDirectory, code_tuple_ids
 
 DEVICES = [
     "cpu",
@@ -263,3 +263,36 @@ def test_check_codes():
         frames_only.check_codes(padded)
     with pytest.raises(VqpoolError, match="vq-sif"):
         frames_only.tuple_frequency(padded)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 1000, 5000])
+def test_bucket_directory_finds_what_a_binary_search_finds(count):
+    """Hash-like keys are found by their bucket directory exactly where searchsorted says,
+    misses are -1; crowded exact ids are left to the binary search."""
+    generator = torch.Generator().manual_seed(count)
+    keys = torch.randint(-(2**63), 2**63 - 1, (count,), generator=generator).unique()
+    queries = torch.cat([keys, torch.randint(-(2**63), 2**63 - 1, (3000,), generator=generator),
+                         torch.tensor([-(2**63), 2**63 - 1, 0])])
+    directory = _SortedDirectory(keys)
+    assert directory.useful
+    expected = torch.full_like(queries, -1)
+    if count:
+        position = torch.searchsorted(keys, queries).clamp_max(keys.numel() - 1)
+        expected = torch.where(keys[position] == queries, position, -1)
+    assert torch.equal(directory.find(queries), expected)
+    assert not _SortedDirectory(torch.arange(1000)).useful  # small exact ids share one bucket
+
+
+def test_sif_frequencies_of_hashed_tuples_match_brute_force():
+    """32 codebooks of 2048 codes: tuple ids are hashes, looked up through the directory."""
+    generator = torch.Generator().manual_seed(5)
+    codes = torch.randint(0, 3, (6, 40, 32), generator=generator)  # few tuples, many repeats
+    lengths = torch.randint(1, 41, (6,), generator=generator)
+    frames = torch.zeros(6, 40, 2)
+    stats = CorpusStats.fit([(frames, lengths, codes)], codebook_size=2048, include=["counts"], progress=False)
+    seen = Counter(tuple(codes[b, t].tolist()) for b in range(6) for t in range(int(lengths[b])))
+    probe = torch.randint(0, 3, (4, 40, 32), generator=generator)
+    probe[:2] = codes[:2]
+    expected = torch.tensor([[seen[tuple(q)] / stats.total_frames for q in row] for row in probe.tolist()])
+    torch.testing.assert_close(stats.tuple_frequency(probe), expected)
+    assert expected.count_nonzero() > 0
