@@ -195,12 +195,10 @@ def _part_sizes(labels: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def per_code(codes: Tensor, mask: Tensor, values: int, least: Tensor | None = None, *,
-             total: bool = False, corpus: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+             total: bool = False) -> Tensor:
     """``[B, L, G]`` int32: for frame t and codebook g, over the true frames of t's utterance
     that hold code ``q_t^g`` in codebook g, their number, or with ``least [B, L]`` (integers
-    below 2^31) the least of theirs; ``total`` sums the counts over the codebooks (``[B, L]``),
-    and with ``corpus [G, values]`` (corpus counts) also returns ``sum_g corpus[g, q_t^g]``
-    (int64 ``[B, L]``), looked up through the same table slots (vq-bp: one pass for both).
+    below 2^31) the least of theirs; ``total`` sums the counts over the codebooks (``[B, L]``).
     Codes lie in ``[0, values)`` and are 0 on padding (`pool` zeroes it); padding entries of the
     result are meaningless. Padding frames' ``least`` must be no smaller than every true frame's
     of their utterance (node ids that count up in time are), so that they never lower it.
@@ -227,9 +225,6 @@ def per_code(codes: Tensor, mask: Tensor, values: int, least: Tensor | None = No
     ones = torch.ones(rows * length * groups, dtype=torch.int32, device=codes.device)  # index_add_ copies an expanded one
     first = None if least is None else least.int()[..., None].expand(codes.shape)
     found = torch.empty(codes.shape[:2] if total else codes.shape, dtype=torch.int32, device=codes.device)
-    if corpus is not None:  # one copy per utterance of the chunk, so the slots index it too
-        corpus = corpus.to(codes.device).reshape(-1).repeat(rows)
-        looked_up = torch.empty(codes.shape[:2], dtype=corpus.dtype, device=codes.device)
     for chunk in chunks:
         part = codes[chunk]
         used = part.shape[0]
@@ -246,8 +241,6 @@ def per_code(codes: Tensor, mask: Tensor, values: int, least: Tensor | None = No
                     found[chunk] -= before.sum(-1, dtype=torch.int32)
             else:
                 torch.sub(got, 0 if before is None else before, out=found[chunk])
-            if corpus is not None:
-                torch.sum(corpus.index_select(0, slot).view(part.shape), -1, out=looked_up[chunk])
             if dense:
                 table.zero_()
         else:
@@ -255,7 +248,7 @@ def per_code(codes: Tensor, mask: Tensor, values: int, least: Tensor | None = No
             got = table.index_select(0, slot).view(part.shape)
             found[chunk] = got.sum(-1, dtype=torch.int32) if total else got
             table.fill_(never)
-    return found if corpus is None else (found, looked_up)
+    return found
 
 
 def _ranks(codes: Tensor, mask: Tensor) -> Tensor:

@@ -36,19 +36,6 @@ def global_probability(codes: Tensor, mask: Tensor, stats: CorpusStats, smoothin
     for rows in row_chunks(codes.shape[0], codes.shape[1] * groups, codes.device):
         part = codes[rows]
         counts[rows] = table.index_select(0, (part + offsets).view(-1)).view(part.shape).sum(-1)
-    return _inverse_corpus_counts(counts, mask, groups, smoothing)
-
-
-def both_probability(codes: Tensor, mask: Tensor, stats: CorpusStats, smoothing: float) -> Tensor:
-    """vq-bp: ``w_t ∝ w_t^LP w_t^GP``, each normalised first."""
-    groups = stats.code_counts.shape[0]
-    local, corpus = partitions.per_code(codes, mask, stats.codebook_size, total=True, corpus=stats.code_counts)
-    local = normalize(1 / local.float(), mask)
-    return normalize(local * _inverse_corpus_counts(corpus, mask, groups, smoothing), mask)
-
-
-def _inverse_corpus_counts(counts: Tensor, mask: Tensor, groups: int, smoothing: float) -> Tensor:
-    """The vq-gp weights from each frame's summed corpus counts ``[B, L]`` (int64)."""
     # exact integer sums, smoothing added once: float32 would round counts above 2^24
     total = counts.double() + groups * smoothing
     if smoothing == 0 and bool((total[mask] == 0).any()):
@@ -57,6 +44,12 @@ def _inverse_corpus_counts(counts: Tensor, mask: Tensor, groups: int, smoothing:
             "use smoothing > 0 (default 1)"
         )
     return normalize((1 / total).float(), mask)
+
+
+def both_probability(codes: Tensor, mask: Tensor, stats: CorpusStats, smoothing: float) -> Tensor:
+    """vq-bp: ``w_t ∝ w_t^LP w_t^GP``, each normalised first."""
+    local = local_probability(codes, mask, stats.codebook_size)
+    return normalize(local * global_probability(codes, mask, stats, smoothing), mask)
 
 
 def sif(codes: Tensor, mask: Tensor, stats: CorpusStats, a: float) -> Tensor:
