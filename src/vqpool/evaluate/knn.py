@@ -75,7 +75,8 @@ def fp32_error(dim: int, roundoff: float = ROUNDOFF["highest"]) -> float:
     """A bound on |fp32 score - cosine| for vectors normalised and multiplied in fp32.
 
     The dot product of unit vectors errs by at most gamma_D = D u / (1 - D u) (any summation
-    order, Higham's Theorem 3.1); each normalisation by gamma_D / 2 + 2u more."""
+    order, Higham's Theorem 3.1); each normalisation by gamma_D / 2 + 2u more (a training
+    vector divided by its rounded float64 norm, `Rescorer.unit`: by 3u)."""
     gamma = dim * roundoff / (1 - dim * roundoff)
     return 2 * gamma + 8 * roundoff
 
