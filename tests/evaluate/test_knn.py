@@ -1,15 +1,18 @@
 import importlib.util
 import math
 import sys
+from unittest import mock
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import vqpool.evaluate.knn as knn
 from vqpool.errors import ParameterError, VqpoolError
 from vqpool.evaluate.knn import (
     CANDIDATES,
+    FAISS_ROWS,
     TIE,
     fp32_error,
     nearest_neighbours,
@@ -132,19 +135,26 @@ def planted(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(data=planted(), chunk=st.sampled_from([None, 1, 3]))
+@given(data=planted(), chunk=st.sampled_from([None, 1, 3]), rows=st.sampled_from([FAISS_ROWS, 1, 5]))
 def test_every_backend_follows_the_rule(data: tuple[torch.Tensor, torch.Tensor],
-                                        chunk: int | None) -> None:
+                                        chunk: int | None, rows: int) -> None:
+    """``rows``: training rows FAISS searches a call, small so that copies and ties fall in
+    different slices and a last slice can be shorter than CANDIDATES."""
     train, test = data
     expected = rule_reference(train, test)
-    for search in INSTALLED:
-        found = nearest_neighbours(train, test, chunk=chunk, search=search).tolist()
-        assert found == expected, search
+    with mock.patch.object(knn, "FAISS_ROWS", rows):
+        for search in INSTALLED:
+            found = nearest_neighbours(train, test, chunk=chunk, search=search).tolist()
+            assert found == expected, search
 
 
-def test_many_near_equal_vectors_are_decided_in_float64(backend: str) -> None:
+@pytest.mark.parametrize("rows", [FAISS_ROWS, 7])
+def test_many_near_equal_vectors_are_decided_in_float64(backend: str, rows: int,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """40 rescaled copies of one direction: fp32 scores differ from copy to copy by rounding,
-    so the 8 best fp32 scores are not those of the lowest copies; the wide pass finds them."""
+    so the 8 best fp32 scores are not those of the lowest copies; the wide pass finds them
+    (FAISS searching all 240 rows at once, or 7 a call)."""
+    monkeypatch.setattr(knn, "FAISS_ROWS", rows)
     generator = torch.Generator().manual_seed(3)
     direction = torch.randn(64, generator=generator)
     others = torch.randn(200, 64, generator=generator)

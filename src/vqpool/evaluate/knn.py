@@ -19,7 +19,6 @@ similarity 0 to everything, so a zero query's nearest is training vector 0.
 
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -39,6 +38,15 @@ CANDIDATES = 8
 TIE = 1e-12
 # float64 elements of the candidate rows re-scored at once: 2^22 doubles = 32 MiB.
 RESCORE_ELEMENTS = 1 << 22
+# float64 elements of the training rows whose norms a CPU takes at once: 2 MiB, within a core's
+# L2 cache and far below glibc's mmap threshold (32 MiB slices measured 3x slower on 2 threads).
+SLICE_ELEMENTS = 1 << 18
+# Training rows FAISS searches a call, normalised into one buffer reused for each slice, and
+# its BLAS blocks: a full normalised copy of a large set, or FAISS's block of distances, over
+# glibc's 32 MiB mmap threshold is paged in afresh by each call.
+FAISS_ROWS = 4096
+FAISS_BLOCKS = {"distance_compute_blas_database_bs": FAISS_ROWS,
+                "distance_compute_blas_query_bs": 1024}
 # Unit roundoff of an fp32 product under each torch matmul precision ("high" may use TF32 with
 # a 10-bit mantissa, "medium" bf16 with 7 bits on some backends).
 ROUNDOFF = {"highest": 2.0**-24, "high": 2.0**-11, "medium": 2.0**-8}
@@ -67,7 +75,8 @@ def fp32_error(dim: int, roundoff: float = ROUNDOFF["highest"]) -> float:
     """A bound on |fp32 score - cosine| for vectors normalised and multiplied in fp32.
 
     The dot product of unit vectors errs by at most gamma_D = D u / (1 - D u) (any summation
-    order, Higham's Theorem 3.1); each normalisation by gamma_D / 2 + 2u more."""
+    order, Higham's Theorem 3.1); each normalisation by gamma_D / 2 + 2u more (a training
+    vector divided by its rounded float64 norm, `Rescorer.unit`: by 3u)."""
     gamma = dim * roundoff / (1 - dim * roundoff)
     return 2 * gamma + 8 * roundoff
 
@@ -96,39 +105,49 @@ def nearest_neighbours(
     if backend == "faiss":
         device = "cpu"  # faiss-cpu: candidates and their re-scoring stay in host memory
     exact = Rescorer(train_x.to(device))
-    train = F.normalize(exact.train.float(), dim=1)
     if len(test_x) == 0:
         return torch.empty(0, dtype=torch.long)
-    k = min(CANDIDATES, len(train))
+    k = min(CANDIDATES, len(train_x))
+    train = None  # the full fp32 unit set: the matmul's, or made for a wide pass after FAISS
     if backend == "faiss":
-        found = faiss_candidates(train, test_x, k, chunk)
+        found = faiss_candidates(exact, test_x, k, chunk)
     else:
+        train = exact.unit()
         found = matmul_candidates(train, test_x.to(device), k, chunk)
     # FAISS multiplies in full fp32; torch's precision covers the matmul and the wide pass.
     roundoff = ROUNDOFF.get(torch.get_float32_matmul_precision(), ROUNDOFF["medium"])
-    margin = fp32_error(train.shape[1], roundoff) + TIE
+    margin = fp32_error(train_x.shape[1], roundoff) + TIE
     nearest = []
     for start, candidates, lowest in found:
         queries = test_x[start : start + len(candidates)].to(device)
         best, score = exact.best(queries, candidates)
         # Every other training vector scores at most `lowest` in fp32, so below the best.
-        unsure = (lowest >= score - margin) & queries.any(dim=1) & (k < len(train))
+        unsure = (lowest >= score - margin) & queries.any(dim=1) & (k < len(train_x))
         if unsure.any():
             rows = unsure.nonzero().flatten()
+            train = exact.unit() if train is None else train
             best[rows] = exact.widely(queries[rows], train, score[rows] - margin)
         nearest.append(best.cpu())
     return torch.cat(nearest)
 
 
 class Rescorer:
-    """float64 cosine similarities of queries to some training vectors, and the rule's winner."""
+    """float64 cosine similarities of queries to some training vectors, and the rule's winner;
+    the fp32 unit training vectors that candidates are searched among."""
 
     def __init__(self, train_x: Tensor) -> None:
         self.train = train_x
-        step = max(1, RESCORE_ELEMENTS // max(1, train_x.shape[1]))
+        elements = SLICE_ELEMENTS if train_x.device.type == "cpu" else RESCORE_ELEMENTS
+        step = max(1, elements // max(1, train_x.shape[1]))
         # float64 norms, a slice at a time: a float64 copy of the whole set is never made.
         self.norms = torch.cat([norms(train_x[start : start + step])
                                 for start in range(0, len(train_x), step)])
+
+    def unit(self, start: int = 0, stop: int | None = None, out: Tensor | None = None) -> Tensor:
+        """fp32 unit vectors of training rows ``start:stop`` (into ``out`` if given): divided by
+        their rounded float64 norms, they err by at most 3u, within fp32_error's allowance."""
+        rows = self.train[start:stop]
+        return torch.div(rows.float(), self.norms[start:stop, None].float(), out=out)
 
     def cosines(self, queries: Tensor, rows: Tensor) -> Tensor:
         """float64 ``[M, C]``: each of ``queries [M, D]`` against its training ``rows [M, C]``."""
@@ -192,21 +211,31 @@ def matmul_candidates(train: Tensor, test_x: Tensor, k: int, chunk: int | None) 
     return found
 
 
-def faiss_candidates(train: Tensor, test_x: Tensor, k: int, chunk: int | None) -> list[Found]:
-    """The ``k`` best training indices per query by FAISS's exact inner-product search (its
-    BLAS blocks as `vqpool.index.backend.blas_blocks` sets them), ``chunk`` queries a call."""
+def faiss_candidates(exact: Rescorer, test_x: Tensor, k: int, chunk: int | None) -> list[Found]:
+    """The ``k`` best training indices per query by FAISS's exact inner-product search over
+    `FAISS_ROWS` unit training vectors at a time (with `FAISS_BLOCKS`), ``chunk`` queries a
+    call, merged in FAISS's heaps."""
     from vqpool.index.backend import blas_blocks, import_faiss
 
     faiss = import_faiss()
-    database = np.ascontiguousarray(train.numpy())
     chunk = chunk or len(test_x)
+    starts = range(0, len(test_x), chunk)
+    queries = [F.normalize(test_x[start : start + chunk].cpu().float(), dim=1).numpy()
+               for start in starts]
+    heaps = [faiss.ResultHeap(len(query), k, keep_max=True) for query in queries]
+    buffer = torch.empty(min(FAISS_ROWS, len(exact.train)), exact.train.shape[1])
+    with blas_blocks(faiss, FAISS_BLOCKS):
+        for first in range(0, len(exact.train), FAISS_ROWS):
+            stop = min(first + FAISS_ROWS, len(exact.train))
+            unit = exact.unit(first, stop, out=buffer[: stop - first]).numpy()
+            for query, heap in zip(queries, heaps, strict=True):
+                scores, indices = faiss.knn(query, unit, min(k, len(unit)),
+                                            metric=faiss.METRIC_INNER_PRODUCT)
+                heap.add_result(scores, indices + first)
     found = []
-    with blas_blocks(faiss):
-        for start in range(0, len(test_x), chunk):
-            query = F.normalize(test_x[start : start + chunk].cpu().float(), dim=1).numpy()
-            scores, indices = faiss.knn(query, database, k, metric=faiss.METRIC_INNER_PRODUCT)
-            found.append((start, torch.from_numpy(indices),
-                          torch.from_numpy(scores[:, -1]).double()))
+    for start, heap in zip(starts, heaps, strict=True):
+        heap.finalize()  # each row best first
+        found.append((start, torch.from_numpy(heap.I), torch.from_numpy(heap.D[:, -1]).double()))
     return found
 
 

@@ -8,7 +8,7 @@ L2-normalised vectors and scores by inner product, so a score is a cosine simila
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -178,11 +178,12 @@ BLAS_BLOCKS = {"distance_compute_blas_database_bs": 16384, "distance_compute_bla
 
 
 @contextmanager
-def blas_blocks(faiss: Any) -> Iterator[None]:
-    """FAISS's exact-search blocks set to `BLAS_BLOCKS` inside, restored after."""
-    saved = {name: getattr(faiss.cvar, name) for name in BLAS_BLOCKS}
+def blas_blocks(faiss: Any, blocks: Mapping[str, int] = BLAS_BLOCKS) -> Iterator[None]:
+    """FAISS's exact-search blocks set to ``blocks`` (default `BLAS_BLOCKS`) inside, restored
+    after."""
+    saved = {name: getattr(faiss.cvar, name) for name in blocks}
     try:
-        for name, value in BLAS_BLOCKS.items():
+        for name, value in blocks.items():
             setattr(faiss.cvar, name, value)
         yield
     finally:
