@@ -214,7 +214,7 @@ def per_code(codes: Tensor, mask: Tensor, values: int, least: Tensor | None = No
     width = groups * values
     never = torch.iinfo(torch.int32).max
     chunks = row_chunks(batch, length * groups, codes.device, most=max(1, TABLE_ENTRIES // width))
-    rows = chunks[0].stop
+    rows = min(chunks[0].stop, batch)  # utterances a chunk holds: the table's size
     entries = rows * width
     table = torch.full((entries,), 0 if least is None else never, dtype=torch.int32, device=codes.device)
     code_zero = table.view(rows, groups, values)[..., 0]  # [rows, G]
@@ -241,13 +241,14 @@ def per_code(codes: Tensor, mask: Tensor, values: int, least: Tensor | None = No
                     found[chunk] -= before.sum(-1, dtype=torch.int32)
             else:
                 torch.sub(got, 0 if before is None else before, out=found[chunk])
-            if dense:
+            if dense and chunk.stop < batch:
                 table.zero_()
         else:
             table.scatter_reduce_(0, slot.long(), first[chunk].reshape(-1), "amin")
             got = table.index_select(0, slot).view(part.shape)
             found[chunk] = got.sum(-1, dtype=torch.int32) if total else got
-            table.fill_(never)
+            if chunk.stop < batch:
+                table.fill_(never)
     return found
 
 
