@@ -32,7 +32,9 @@ def pool(
 
     ``lengths [B]`` counts each utterance's true frames (1..L); frames beyond are never pooled
     (but must be finite: they are multiplied by a zero weight).
-    ``codes [B, L, G]`` (the vq-* methods) holds one code in ``[0, V)`` per frame and codebook.
+    ``codes [B, L, G]`` (the vq-* methods) holds one code in ``[0, V)`` per frame and codebook,
+    of any integer dtype (the methods work in int32, as stores give codes: other dtypes cost a
+    conversion).
     ``stats`` (a fitted `CorpusStats`) serves whitening, softdecay, vq-sif, vq-gp and vq-bp.
     ``semantics``: "paper" (the paper's definitions) or "reference" (its code's behaviour, for
     vq-squash-or, vq-allsquash-or and softdecay); ``a``: the vq-sif parameter; ``smoothing``: added
