@@ -46,7 +46,7 @@ def squash_or_first(codes: Tensor, mask: Tensor) -> Tensor:
 
     Sequential as stated, but exact in parallel: ``next_start[t]`` (the first later frame sharing
     no code with ``t``) is where a run starting at ``t`` would end, so the run starts are the
-    orbit of frame 0 under ``next_start``, found by pointer doubling in ``log2 L`` rounds.
+    orbit of frame 0 under ``next_start`` (`_orbit_of_first_frame`).
     """
     return _runs(_orbit_of_first_frame(_next_disjoint(codes, mask)), mask)
 
@@ -342,16 +342,17 @@ def _next_disjoint(codes: Tensor, mask: Tensor) -> Tensor:
     lengths = mask.sum(1)
     positions = torch.arange(length, device=codes.device)
     answer = torch.where(mask, lengths[:, None], length)
-    probe = torch.empty_like(answer)  # the first frame not yet ruled out
+    probe = torch.empty_like(answer)  # the first frame not yet ruled out, or L: none left
     for rows in row_chunks(batch, length * groups, codes.device, codes=SHIFT_CHUNK_CODES):
-        part, end = codes[rows], lengths[rows, None]
-        probe[rows] = positions + _runs_ended(part)
+        part = codes[rows]
+        candidate = positions + _runs_ended(part)  # [r, L]: t + o*
         tuples = part.reshape(-1, groups)
         at = (torch.arange(part.shape[0], device=codes.device)[:, None] * length
-              + probe[rows].clamp_max(length - 1)).view(-1)
+              + candidate.clamp_max(length - 1)).view(-1)
         disjoint = _all_codebooks(tuples.index_select(0, at) != tuples).view(part.shape[:2])
-        answer[rows] = torch.where(mask[rows] & disjoint & (probe[rows] < end), probe[rows], answer[rows])
-        probe[rows] = torch.where(mask[rows] & ~disjoint & (probe[rows] < end), probe[rows] + 1, length)
+        inside = mask[rows] & (candidate < lengths[rows, None])
+        answer[rows] = torch.where(inside & disjoint, candidate, answer[rows])
+        probe[rows] = torch.where(inside & ~disjoint, candidate + 1, length)
     searching = probe < length
     if not searching.any():
         return answer
@@ -397,7 +398,9 @@ def _orbit_of_first_frame(next_start: Tensor, *, doubling: bool | None = None) -
     sink = torch.full((batch, 1), length, device=next_start.device)
     jump = torch.cat([next_start, sink], dim=1)
     on = torch.zeros_like(jump, dtype=torch.bool)
-    if not (next_start.device.type != "cpu" if doubling is None else doubling):
+    if doubling is None:
+        doubling = next_start.device.type != "cpu"
+    if not doubling:
         frame = torch.zeros_like(sink)
         while True:
             on.scatter_(1, frame, True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, fields
 from typing import Protocol
@@ -84,19 +84,7 @@ def tuple_hash(codes: Tensor, codebook_size: int) -> Tensor:
     two different tuples get one id with probability 2^-64, so among U distinct tuples a shared
     id is expected about U^2 / 2^65 times (1e-5 for ten million tuples). Vectorised: one gather
     per codebook, no ``V^G`` anything; on a CPU a few thousand tuples at a time (`row_chunks`)."""
-    groups = codes.shape[-1]
-    table = _hash_table(groups, codebook_size).to(codes.device).view(-1)
-    offsets = (torch.arange(groups, device=codes.device) * codebook_size).to(index_dtype(codes, groups * codebook_size))
-    tuples = codes.reshape(-1, groups)
-    ids = torch.empty(tuples.shape[0], dtype=torch.long, device=codes.device)
-    for rows in row_chunks(tuples.shape[0], groups, codes.device):
-        words = table.index_select(0, (tuples[rows] + offsets).view(-1)).view(-1, groups)
-        while words.shape[-1] > 1:  # XOR is associative: fold halves, log2(G) passes
-            half = words.shape[-1] // 2
-            folded = words[:, :half] ^ words[:, half : 2 * half]
-            words = torch.cat([folded, words[:, 2 * half :]], -1) if words.shape[-1] % 2 else folded
-        ids[rows] = words[:, 0]
-    return ids.view(codes.shape[:-1])
+    return _tabulated(codes, codebook_size, _xor_fold)
 
 
 def summed_tuple_hash(codes: Tensor, codebook_size: int) -> Tensor:
@@ -104,6 +92,12 @@ def summed_tuple_hash(codes: Tensor, codebook_size: int) -> Tensor:
     of log2 G XOR passes (a third less time at G = 32). Two different tuples get one id with
     probability 2^-64 all the same (a differing position adds an independent uniform word).
     For keys that live within one call; saved statistics keep `tuple_hash`."""
+    return _tabulated(codes, codebook_size, lambda words, out: torch.sum(words, -1, out=out))
+
+
+def _tabulated(codes: Tensor, codebook_size: int, combine: Callable[[Tensor, Tensor], object]) -> Tensor:
+    """``combine(words [n, G], out [n])`` of each tuple's table words ``T[g, q^g]``, a chunk
+    of tuples at a time."""
     groups = codes.shape[-1]
     table = _hash_table(groups, codebook_size).to(codes.device).view(-1)
     offsets = (torch.arange(groups, device=codes.device) * codebook_size).to(
@@ -111,9 +105,18 @@ def summed_tuple_hash(codes: Tensor, codebook_size: int) -> Tensor:
     tuples = codes.reshape(-1, groups)
     ids = torch.empty(tuples.shape[0], dtype=torch.long, device=codes.device)
     for rows in row_chunks(tuples.shape[0], groups, codes.device):
-        words = table.index_select(0, (tuples[rows] + offsets).view(-1)).view(-1, groups)
-        torch.sum(words, -1, out=ids[rows])
+        combine(table.index_select(0, (tuples[rows] + offsets).view(-1)).view(-1, groups), ids[rows])
     return ids.view(codes.shape[:-1])
+
+
+def _xor_fold(words: Tensor, out: Tensor) -> None:
+    """XOR of each row of ``words [n, G]`` into ``out [n]``: XOR is associative, so halves are
+    folded onto each other, log2(G) passes."""
+    while words.shape[-1] > 1:
+        half = words.shape[-1] // 2
+        folded = words[:, :half] ^ words[:, half : 2 * half]
+        words = torch.cat([folded, words[:, 2 * half :]], -1) if words.shape[-1] % 2 else folded
+    out.copy_(words[:, 0])
 
 
 @functools.lru_cache(maxsize=8)
@@ -388,11 +391,11 @@ class CorpusStats:
 
 class _SortedDirectory:
     """Where each query lies in sorted, distinct int64 ``keys [U]`` that look uniformly random
-    (tuple hashes), or None where their buckets are too uneven for it (`useful`).
+    (tuple hashes; `useful` says whether they are spread evenly enough for it).
 
-    The top ``b`` bits of a key (2^b >= U) name its bucket, and ``start`` says where each
-    bucket begins in ``keys``; a query compares itself with the few keys of its bucket, one
-    step per key of the fullest bucket (a handful for U hashes), all queries at once."""
+    The top ``b`` bits of a key (2^b >= 4 U) name its bucket, and ``start`` says where each
+    bucket begins in ``keys``. Most queries of unseen tuples find their bucket empty; the others
+    compare themselves with its keys one step at a time, all such queries at once."""
 
     def __init__(self, keys: Tensor) -> None:
         self.keys = keys
