@@ -12,7 +12,7 @@ from vqpool.pooling.options import PoolOptions
 from vqpool.pooling.registry import Method, get_method
 from vqpool.pooling.stats import CorpusStats
 
-# Codes in a batch from which checking the padding beats copying it (8 MiB of int64).
+# Codes in a batch from which checking the padding beats copying it (4 MiB of int32 codes).
 ZERO_CHECK_ELEMENTS = 1 << 20
 
 
