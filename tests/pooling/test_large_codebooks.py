@@ -20,6 +20,9 @@ from vqpool.pooling.stats import (
     tuple_hash,
 )
 
+# each test runs with the compiled CPU loops and with the PyTorch ops a GPU runs (conftest.py)
+pytestmark = pytest.mark.usefixtures("code_loops")
+
 WEIGHTED_METHODS = [m for m in METHODS if get_method(m).weights is not None]
 
 

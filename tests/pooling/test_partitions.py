@@ -5,6 +5,9 @@ import torch
 
 from vqpool.pooling import frame_weights, partitions
 
+# each test runs with the compiled CPU loops and with the PyTorch ops a GPU runs (conftest.py)
+pytestmark = pytest.mark.usefixtures("code_loops")
+
 # docs/methods.md section 3, (upper, lower) code of each frame
 AB = [(1, 2), (1, 1), (2, 1), (3, 2), (3, 2)]
 CD = [(3, 1), (1, 2), (2, 2), (3, 1), (4, 2)]

@@ -8,6 +8,9 @@ from pooling_batches import code_batches, fit_stats, frames_for
 
 from vqpool.pooling import METHODS, SEMANTICS, frame_weights, get_method, pool
 
+# each test runs with the compiled CPU loops and with the PyTorch ops a GPU runs (conftest.py)
+pytestmark = pytest.mark.usefixtures("code_loops")
+
 WEIGHTED_METHODS = [m for m in METHODS if get_method(m).weights is not None]
 
 PERMUTATION_INVARIANT = ("vq-allsquash-and", "vq-allsquash-or", "vq-lp", "vq-gp", "vq-bp", "vq-sif")

@@ -10,6 +10,9 @@ from pooling_batches import code_batches, fit_stats, frames_for, utterance
 
 from vqpool.pooling import METHODS, SEMANTICS, frame_weights, get_method, partitions, pool
 
+# each test runs with the compiled CPU loops and with the PyTorch ops a GPU runs (conftest.py)
+pytestmark = pytest.mark.usefixtures("code_loops")
+
 WEIGHTED_METHODS = [m for m in METHODS if get_method(m).weights is not None]
 
 

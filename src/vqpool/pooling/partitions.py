@@ -14,6 +14,7 @@ import functools
 import torch
 from torch import Tensor
 
+from vqpool.pooling import kernels
 from vqpool.pooling.masking import index_dtype, row_chunks
 from vqpool.pooling.stats import code_tuple_ids, exact_tuple_ids, summed_tuple_hash
 
@@ -53,7 +54,7 @@ def squash_or_first(codes: Tensor, mask: Tensor) -> Tensor:
 
 def allsquash_and(codes: Tensor, mask: Tensor) -> Tensor:
     """Frames with equal code tuples anywhere in the utterance."""
-    return _masked(_first_equal(_tuple_keys(codes), mask), mask)
+    return _masked(_tuple_groups(codes, mask), mask)
 
 
 def allsquash_or(codes: Tensor, mask: Tensor) -> Tensor:
@@ -65,7 +66,10 @@ def allsquash_or(codes: Tensor, mask: Tensor) -> Tensor:
     round, the parents of both ends of an edge and the ends themselves to the least grandparent
     across it, and shortcuts. Parents only decrease and stay inside the component, so at the
     fixed point each component points at its earliest node, whose first frame labels it.
+    A CPU runs union-find instead, one utterance at a time (`kernels.linked_components`).
     """
+    if kernels.serves(codes):
+        return kernels.linked_components(codes, mask.sum(1), int(codes.max()) + 1)
     batch, length, groups = codes.shape
     changed = codes[:, 1:] != codes[:, :-1]
     starts = torch.cat([mask[:, :1], _all_codebooks(changed) & mask[:, 1:]], 1)
@@ -180,7 +184,7 @@ def greedy_tuple_weights(labels: Tensor, codes: Tensor, mask: Tensor) -> Tensor:
     created part holding that tuple (parts are created in time order of their first frame, so
     the latest is the largest label); no renormalisation."""
     size, parts = _part_sizes(labels, mask)
-    tuple_group = _first_equal(_tuple_keys(codes), mask)
+    tuple_group = _tuple_groups(codes, mask)
     latest = torch.full_like(labels, NO_PART).scatter_reduce_(1, tuple_group, labels, "amax")
     part = latest.gather(1, tuple_group).clamp_min(0)
     return torch.where(mask, 1 / (parts * size.gather(1, part)), 0.0)
@@ -209,7 +213,10 @@ def per_code(codes: Tensor, mask: Tensor, values: int, least: Tensor | None = No
     is zeroed after a chunk with many codes per entry; a sparser chunk instead reads its
     entries before and after adding to them (cheaper than any reset). Padding is counted in
     and then taken out of code 0 (it holds 0), which is cheaper than masking it; the least
-    values need no mask (see above) and reset the table after each chunk."""
+    values need no mask (see above) and reset the table after each chunk. A CPU counts in a
+    compiled loop instead (`kernels.code_counts`)."""
+    if least is None and kernels.serves(codes):
+        return kernels.code_counts(codes, mask.sum(1), values, total=total)
     batch, length, groups = codes.shape
     width = groups * values
     never = torch.iinfo(torch.int32).max
@@ -277,6 +284,15 @@ def _runs(starts: Tensor, mask: Tensor) -> Tensor:
 
 def _masked(labels: Tensor, mask: Tensor) -> Tensor:
     return labels.masked_fill(~mask, NO_PART)
+
+
+def _tuple_groups(codes: Tensor, mask: Tensor) -> Tensor:
+    """`_first_equal` of the code tuples: on a CPU a compiled loop compares the tuples
+    themselves (`kernels.first_equal_tuples`), elsewhere their `_tuple_keys` are sorted."""
+    if not kernels.serves(codes):
+        return _first_equal(_tuple_keys(codes), mask)
+    own = torch.arange(codes.shape[1], device=codes.device).expand(mask.shape)
+    return torch.where(mask, kernels.first_equal_tuples(codes, mask.sum(1)), own)
 
 
 def _tuple_keys(codes: Tensor) -> Tensor:

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from vqpool.errors import VqpoolError
-from vqpool.pooling import partitions
+from vqpool.pooling import kernels, partitions
 from vqpool.pooling.masking import index_dtype, row_chunks
 from vqpool.pooling.stats import CorpusStats
 
@@ -30,12 +30,15 @@ def local_probability(codes: Tensor, mask: Tensor, codebook_size: int) -> Tensor
 def global_probability(codes: Tensor, mask: Tensor, stats: CorpusStats, smoothing: float) -> Tensor:
     """vq-gp: ``w_t ∝ 1 / sum_g N_g(q_t^g)``, N_g the training corpus's counts plus ``smoothing``."""
     groups, values = stats.code_counts.shape
-    offsets = (torch.arange(groups, device=codes.device) * values).to(index_dtype(codes, groups * values))
-    table = stats.code_counts.to(codes.device).view(-1)
-    counts = torch.empty(codes.shape[:2], dtype=torch.long, device=codes.device)
-    for rows in row_chunks(codes.shape[0], codes.shape[1] * groups, codes.device):
-        part = codes[rows]
-        counts[rows] = table.index_select(0, (part + offsets).view(-1)).view(part.shape).sum(-1)
+    if kernels.serves(codes):
+        counts = kernels.corpus_totals(codes, mask.sum(1), stats.code_counts.cpu())
+    else:
+        offsets = (torch.arange(groups, device=codes.device) * values).to(index_dtype(codes, groups * values))
+        table = stats.code_counts.to(codes.device).view(-1)
+        counts = torch.empty(codes.shape[:2], dtype=torch.long, device=codes.device)
+        for rows in row_chunks(codes.shape[0], codes.shape[1] * groups, codes.device):
+            part = codes[rows]
+            counts[rows] = table.index_select(0, (part + offsets).view(-1)).view(part.shape).sum(-1)
     # exact integer sums, smoothing added once: float32 would round counts above 2^24
     total = counts.double() + groups * smoothing
     if smoothing == 0 and bool((total[mask] == 0).any()):

@@ -1,0 +1,75 @@
+"""Compiled CPU loops (numba) for the code tables of the vq-* methods.
+
+With 8-32 codebooks (codecs) a method's work is a scatter into a table and a gather from it per
+code: as PyTorch ops on a CPU that costs 4-5 ns a code, as much as AP's whole pass over the
+frames. A compiled loop (`kernel_loops`) keeps one utterance's table in cache and touches each
+code two or three times, at about 2 ns a code. Each function here computes exactly what the
+batched PyTorch code of `partitions` and `weights` computes, which serves GPUs and CPUs
+without numba; the tests compare the two. ``codes [B, L, G]`` are integers in ``[0, values)``
+and ``lengths [B]`` count each utterance's true frames (the mask is a prefix, as `length_mask`
+makes it); padding is never read: its counts are 0 and its labels -1.
+"""
+
+import functools
+import importlib.util
+
+import numpy as np
+import torch
+from torch import Tensor
+
+NO_PART = -1  # partitions.NO_PART, the label of padding
+
+
+@functools.cache
+def _numba_installed() -> bool:
+    # numba's wheels lag new Python releases by months: PyTorch serves until they come
+    return importlib.util.find_spec("numba") is not None
+
+
+def serves(codes: Tensor) -> bool:
+    """Whether these loops compute for ``codes``: numba is installed and they are on a CPU."""
+    return codes.device.type == "cpu" and _numba_installed()
+
+
+def code_counts(codes: Tensor, lengths: Tensor, values: int, *, total: bool) -> Tensor:
+    """`partitions.per_code`'s counts: int32 ``[B, L, G]``, or their sums over codebooks ``[B, L]``."""
+    from vqpool.pooling import kernel_loops
+
+    found = torch.zeros(codes.shape[:2] if total else codes.shape, dtype=torch.int32)
+    loop = kernel_loops.counts_total if total else kernel_loops.counts_each
+    loop(_array(codes), _array(lengths), values, found.numpy())
+    return found
+
+
+def corpus_totals(codes: Tensor, lengths: Tensor, counts: Tensor) -> Tensor:
+    """int64 ``[B, L]``: ``sum_g counts[g, q_t^g]``, the corpus counts ``[G, V]`` of a frame's codes."""
+    from vqpool.pooling import kernel_loops
+
+    found = torch.zeros(codes.shape[:2], dtype=torch.int64)
+    kernel_loops.corpus_totals(_array(codes), _array(lengths), _array(counts.long()), found.numpy())
+    return found
+
+
+def linked_components(codes: Tensor, lengths: Tensor, values: int) -> Tensor:
+    """`partitions.allsquash_or`'s labels: the earliest frame of each frame's component of the
+    graph linking frames that share a code in one codebook (union-find; roots are earliest)."""
+    from vqpool.pooling import kernel_loops
+
+    labels = torch.full(codes.shape[:2], NO_PART, dtype=torch.int64)
+    kernel_loops.components(_array(codes), _array(lengths), values, labels.numpy())
+    return labels
+
+
+def first_equal_tuples(codes: Tensor, lengths: Tensor) -> Tensor:
+    """`partitions.allsquash_and`'s labels: the earliest frame of the utterance holding each
+    frame's code tuple. Tuples are hashed into an open-addressing table and compared code by
+    code, so the labels are exact (unlike a tuple key, no hash collision can merge tuples)."""
+    from vqpool.pooling import kernel_loops
+
+    labels = torch.full(codes.shape[:2], NO_PART, dtype=torch.int64)
+    kernel_loops.first_equal_tuples(_array(codes), _array(lengths), labels.numpy())
+    return labels
+
+
+def _array(tensor: Tensor) -> np.ndarray:
+    return tensor.contiguous().numpy()
