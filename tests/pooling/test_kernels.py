@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pooling_batches import code_batches
 
-from vqpool.pooling import kernels, partitions, weights
+from vqpool.pooling import kernels, partitions, stats, weights
 from vqpool.pooling.masking import length_mask
 
 pytestmark = pytest.mark.skipif(not kernels.serves(torch.zeros(1)), reason="numba is not installed")
@@ -26,6 +26,10 @@ def test_components_and_tuples_by_hand():
     lengths = torch.tensor([6])
     assert kernels.linked_components(codes, lengths, 8).tolist() == [[0, 1, 0, 1, 1, 0, -1]]
     assert kernels.first_equal_tuples(codes, lengths).tolist() == [[0, 1, 2, 3, 4, 0, -1]]
+    # every frame is a run of equal first code; 0 seeds (second code 2), 1 seeds (4), 2 joins 0,
+    # 3 seeds (6), 4 joins 3, 5 joins 0. A run goes on from frame 3 to 4 (code 6).
+    assert kernels.greedy_chaining(codes, lengths, 8).tolist() == [[0, 1, 0, 3, 3, 0, -1]]
+    assert kernels.runs_sharing_with_first(codes, lengths).tolist() == [[0, 1, 2, 3, 3, 5, -1]]
     assert kernels.code_counts(codes, lengths, 8, total=True).tolist() == [[5, 3, 4, 4, 3, 5, 0]]
     assert kernels.code_counts(codes, lengths, 8, total=False)[0, :3].tolist() == [[2, 3], [2, 1], [1, 3]]
     corpus = torch.arange(16).view(2, 8)  # codebook g's code q was seen 8 g + q times
@@ -51,6 +55,9 @@ def test_loops_match_the_pytorch_ops(dtype, batch, groups, data):
         "components": kernels.linked_components(codes, lengths, values),
         "tuples": kernels.first_equal_tuples(codes, lengths),
         "corpus": kernels.corpus_totals(codes, lengths, corpus),
+        "first-frame runs": kernels.runs_sharing_with_first(codes, lengths),
+        "greedy": kernels.greedy_chaining(codes, lengths, values),
+        "tuple hash": kernels.xor_of_words(codes, stats._hash_table(groups, values)),
     }
     with pytorch_ops():
         expected = {
@@ -59,8 +66,14 @@ def test_loops_match_the_pytorch_ops(dtype, batch, groups, data):
             "components": partitions.allsquash_or(codes, mask),
             "tuples": partitions.allsquash_and(codes, mask),
             "corpus": torch.stack([corpus[g][codes[..., g].long()] for g in range(groups)], -1).sum(-1),
+            "first-frame runs": partitions.squash_or_first(codes, mask),
+            "greedy": partitions.allsquash_or_greedy(codes, mask),
+            "tuple hash": stats.tuple_hash(codes, values),
         }
     for name, found in compiled.items():
+        if name == "tuple hash":  # every tuple, padding's too
+            assert torch.equal(found, expected[name]), name
+            continue
         true = mask if found.ndim == 2 else mask[..., None].expand(found.shape)
         assert torch.equal(found[true], expected[name][true].to(found.dtype)), name
         assert not found[~true].any() if name in ("counts", "totals", "corpus") else (found[~mask] == -1).all()

@@ -134,3 +134,60 @@ def equal(one, other):  # noqa: ANN001, ANN201
         if one[g] != other[g]:
             return False
     return True
+
+
+@jit
+def runs_sharing_with_first(codes, lengths, labels):  # noqa: ANN001, ANN201
+    for row in range(codes.shape[0]):
+        frames = codes[row, : lengths[row]]
+        start = 0
+        for t in range(frames.shape[0]):
+            if not shares(frames[t], frames[start]):
+                start = t
+            labels[row, t] = start
+
+
+@jit
+def shares(one, other):  # noqa: ANN001, ANN201
+    for g in range(one.shape[0]):
+        if one[g] == other[g]:
+            return True
+    return False
+
+
+@jit
+def greedy_chaining(codes, lengths, values, labels):  # noqa: ANN001, ANN201
+    second = min(1, codes.shape[2] - 1)  # with one codebook its code plays both roles
+    seed_of = np.full(values, -1, np.int64)  # per second code, the first frame of its seed run
+    for row in range(codes.shape[0]):
+        frames = codes[row, : lengths[row]]
+        start = 0
+        while start < frames.shape[0]:  # runs of equal first code, in time order
+            end = start + 1
+            while end < frames.shape[0] and frames[end, 0] == frames[start, 0]:
+                end += 1
+            # claimed by the earliest seed whose code is a running maximum of the run's codes
+            claimed, record = -1, -1
+            for t in range(start, end):
+                code = frames[t, second]
+                if code > record:
+                    record = code
+                    seed = seed_of[code]
+                    if seed >= 0 and (claimed < 0 or seed < claimed):
+                        claimed = seed
+            if claimed < 0:  # a new seed: no earlier seed holds its code, which is a record
+                claimed = start
+                seed_of[frames[start, second]] = start
+            labels[row, start:end] = claimed
+            start = end
+        for t in range(frames.shape[0]):
+            seed_of[frames[t, second]] = -1
+
+
+@jit
+def xor_of_words(tuples, words, ids):  # noqa: ANN001, ANN201
+    for n in range(tuples.shape[0]):
+        key = np.int64(0)
+        for g in range(tuples.shape[1]):
+            key ^= words[g, tuples[n, g]]
+        ids[n] = key

@@ -71,5 +71,35 @@ def first_equal_tuples(codes: Tensor, lengths: Tensor) -> Tensor:
     return labels
 
 
+def runs_sharing_with_first(codes: Tensor, lengths: Tensor) -> Tensor:
+    """`partitions.squash_or_first`'s labels: a run goes on while a frame shares a code (same
+    codebook) with the run's first frame, which labels it."""
+    from vqpool.pooling import kernel_loops
+
+    labels = torch.full(codes.shape[:2], NO_PART, dtype=torch.int64)
+    kernel_loops.runs_sharing_with_first(_array(codes), _array(lengths), labels.numpy())
+    return labels
+
+
+def greedy_chaining(codes: Tensor, lengths: Tensor, values: int) -> Tensor:
+    """`partitions.allsquash_or_greedy`'s labels, in one pass over the runs of equal first code:
+    a run joins the earliest seed whose second code is one of its running maxima, or seeds."""
+    from vqpool.pooling import kernel_loops
+
+    labels = torch.full(codes.shape[:2], NO_PART, dtype=torch.int64)
+    kernel_loops.greedy_chaining(_array(codes), _array(lengths), values, labels.numpy())
+    return labels
+
+
+def xor_of_words(codes: Tensor, words: Tensor) -> Tensor:
+    """`stats.tuple_hash`: ``XOR_g words[g, q^g]`` of each tuple ``[..., G]`` (all of them,
+    padding included), as int64 ``[...]``."""
+    from vqpool.pooling import kernel_loops
+
+    ids = torch.empty(codes.shape[:-1], dtype=torch.int64)
+    kernel_loops.xor_of_words(_array(codes).reshape(-1, codes.shape[-1]), _array(words), ids.view(-1).numpy())
+    return ids
+
+
 def _array(tensor: Tensor) -> np.ndarray:
     return tensor.contiguous().numpy()

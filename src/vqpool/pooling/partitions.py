@@ -47,8 +47,11 @@ def squash_or_first(codes: Tensor, mask: Tensor) -> Tensor:
 
     Sequential as stated, but exact in parallel: ``next_start[t]`` (the first later frame sharing
     no code with ``t``) is where a run starting at ``t`` would end, so the run starts are the
-    orbit of frame 0 under ``next_start`` (`_orbit_of_first_frame`).
+    orbit of frame 0 under ``next_start`` (`_orbit_of_first_frame`). A CPU follows the runs
+    themselves in a compiled loop (`kernels.runs_sharing_with_first`).
     """
+    if kernels.serves(codes):
+        return kernels.runs_sharing_with_first(codes, mask.sum(1))
     return _runs(_orbit_of_first_frame(_next_disjoint(codes, mask)), mask)
 
 
@@ -114,7 +117,10 @@ def allsquash_or_greedy(codes: Tensor, mask: Tensor) -> Tensor:
     Rounds decide, in parallel, every run whose earlier conflicts are all decided (Blelloch et
     al., "Greedy sequential maximal independent set is parallel on average"): few rounds, never
     more than the number of runs. With one codebook, its code serves as both first and second.
+    A CPU decides the runs one after another in a compiled loop (`kernels.greedy_chaining`).
     """
+    if kernels.serves(codes):
+        return kernels.greedy_chaining(codes, mask.sum(1), int(codes[..., : min(2, codes.shape[2])].max()) + 1)
     batch, length, groups = codes.shape
     first, second = codes[..., 0].long(), codes[..., min(1, groups - 1)].long()
     positions = torch.arange(length, device=codes.device)

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from vqpool.errors import VqpoolError
 from vqpool.io import load_tagged, save_tagged
+from vqpool.pooling import kernels
 from vqpool.pooling.masking import index_dtype, length_mask, row_chunks, weighted_average
 from vqpool.progress import progress_bar
 
@@ -83,7 +84,9 @@ def tuple_hash(codes: Tensor, codebook_size: int) -> Tensor:
     Simple tabulation hashing (Patrascu and Thorup) with ``T`` a fixed table of splitmix64 words:
     two different tuples get one id with probability 2^-64, so among U distinct tuples a shared
     id is expected about U^2 / 2^65 times (1e-5 for ten million tuples). Vectorised: one gather
-    per codebook, no ``V^G`` anything; on a CPU a few thousand tuples at a time (`row_chunks`)."""
+    per codebook, no ``V^G`` anything; on a CPU a compiled loop (`kernels.xor_of_words`)."""
+    if kernels.serves(codes):
+        return kernels.xor_of_words(codes, _hash_table(codes.shape[-1], codebook_size))
     return _tabulated(codes, codebook_size, _xor_fold)
 
 
