@@ -147,7 +147,7 @@ def _checked_codes(
 def _zero_padded(codes: Tensor, lengths: Tensor) -> bool:
     """Whether every code beyond each utterance's length is 0 already, as stores and upstreams
     pad them. Checked only for large batches on a CPU, where it saves a fresh [B, L, G] copy
-    (its page faults: 35 ms at B=256, L=800, G=32, against 3 ms for this check); a small copy
+    (int32 codes, B=256, L=800, G=32: 9-10 ms against 3.5-4 ms for this check); a small copy
     costs less than the check's loop, and on a GPU the loop would synchronise per utterance."""
     if codes.device.type != "cpu" or codes.numel() < ZERO_CHECK_ELEMENTS:
         return False
