@@ -23,28 +23,23 @@ def clear(frames, table, empty):  # noqa: ANN001, ANN201
 
 
 @jit
-def counts_each(codes, lengths, values, found):  # noqa: ANN001, ANN201
+def code_counts(codes, lengths, values, each, totals):  # noqa: ANN001, ANN201
+    """Fills ``each [B, L, G]``, or ``totals [B, L]`` when it is not empty."""
     table = np.zeros((codes.shape[2], values), np.int32)
-    for row in range(codes.shape[0]):
-        frames = codes[row, : lengths[row]]
-        add_counts(frames, table)
-        for t in range(frames.shape[0]):
-            for g in range(frames.shape[1]):
-                found[row, t, g] = table[g, frames[t, g]]
-        clear(frames, table, 0)
-
-
-@jit
-def counts_total(codes, lengths, values, found):  # noqa: ANN001, ANN201
-    table = np.zeros((codes.shape[2], values), np.int32)
+    summing = totals.size > 0
     for row in range(codes.shape[0]):
         frames = codes[row, : lengths[row]]
         add_counts(frames, table)
         for t in range(frames.shape[0]):
             summed = 0
             for g in range(frames.shape[1]):
-                summed += table[g, frames[t, g]]
-            found[row, t] = summed
+                count = table[g, frames[t, g]]
+                if summing:
+                    summed += count
+                else:
+                    each[row, t, g] = count
+            if summing:
+                totals[row, t] = summed
         clear(frames, table, 0)
 
 

@@ -36,8 +36,8 @@ def code_counts(codes: Tensor, lengths: Tensor, values: int, *, total: bool) -> 
     from vqpool.pooling import kernel_loops
 
     found = torch.zeros(codes.shape[:2] if total else codes.shape, dtype=torch.int32)
-    loop = kernel_loops.counts_total if total else kernel_loops.counts_each
-    loop(_array(codes), _array(lengths), values, found.numpy())
+    each, totals = (np.empty((0, 0, 0), np.int32), found.numpy()) if total else (found.numpy(), np.empty((0, 0), np.int32))
+    kernel_loops.code_counts(_array(codes), _array(lengths), values, each, totals)
     return found
 
 

@@ -2,11 +2,13 @@
 
 A partition is a ``[B, L]`` int64 tensor of *labels*: the part of frame ``t`` is named by the
 index of its earliest frame (so labels are canonical and ``label[t] <= t``), padding is -1.
-Every function takes ``codes [B, L, G]`` (int64 in ``[0, V)``, padding included: `pool` zeroes
-it) and ``mask [B, L]`` (True on true frames; each utterance has at least one). No Python loop
-runs over frames: loops run over codebooks, over chunks of utterances that bound a table's
-memory (`per_code`), or over rounds of an iteration that processes the whole batch each round.
-Nothing depends on ``V^G`` (codec codes have up to 32 codebooks of 2048 entries).
+Every function takes ``codes [B, L, G]`` (int32 or int64 in ``[0, V)``, padding included: `pool`
+zeroes it) and ``mask [B, L]`` (True on a prefix of true frames, as `length_mask` makes it; each
+utterance has at least one). No Python loop runs over frames: loops run over codebooks, over
+chunks of utterances that bound a table's memory (`per_code`), or over rounds of an iteration
+that processes the whole batch each round. On a CPU, most functions hand the work to a compiled
+loop over one utterance at a time instead (`kernels`), which computes the same labels. Nothing
+depends on ``V^G`` (codec codes have up to 32 codebooks of 2048 entries).
 """
 
 import functools
