@@ -88,3 +88,4 @@ def test_global_probability_is_the_same_either_way():
     compiled = weights.global_probability(codes, mask, stats, 1.0)
     with pytorch_ops():
         assert torch.equal(compiled, weights.global_probability(codes, mask, stats, 1.0))
+

@@ -7,11 +7,13 @@ code two or three times, at about 2 ns a code. Each function here computes exact
 batched PyTorch code of `partitions` and `weights` computes, which serves GPUs and CPUs
 without numba; the tests compare the two. ``codes [B, L, G]`` are integers in ``[0, values)``
 and ``lengths [B]`` count each utterance's true frames (the mask is a prefix, as `length_mask`
-makes it); padding is never read: its counts are 0 and its labels -1.
+makes it); padding is never read: its counts are 0 and its labels -1. The loops release the
+GIL, so chunks of utterances run on PyTorch's number of CPU threads.
 """
 
 import functools
 import importlib.util
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -36,7 +38,8 @@ def code_counts(codes: Tensor, lengths: Tensor, values: int, *, total: bool) -> 
     from vqpool.pooling import kernel_loops
 
     found = torch.zeros(codes.shape[:2] if total else codes.shape, dtype=torch.int32)
-    each, totals = (np.empty((0, 0, 0), np.int32), found.numpy()) if total else (found.numpy(), np.empty((0, 0), np.int32))
+    unused = np.empty((0,) * (3 if total else 2), np.int32)  # the output not asked for
+    each, totals = (unused, found.numpy()) if total else (found.numpy(), unused)
     kernel_loops.code_counts(_array(codes), _array(lengths), values, each, totals)
     return found
 
@@ -55,9 +58,7 @@ def linked_components(codes: Tensor, lengths: Tensor, values: int) -> Tensor:
     graph linking frames that share a code in one codebook (union-find; roots are earliest)."""
     from vqpool.pooling import kernel_loops
 
-    labels = torch.full(codes.shape[:2], NO_PART, dtype=torch.int64)
-    kernel_loops.components(_array(codes), _array(lengths), values, labels.numpy())
-    return labels
+    return _labels(codes, lengths, lambda q, n, out: kernel_loops.components(q, n, values, out))
 
 
 def first_equal_tuples(codes: Tensor, lengths: Tensor) -> Tensor:
@@ -66,9 +67,7 @@ def first_equal_tuples(codes: Tensor, lengths: Tensor) -> Tensor:
     code, so the labels are exact (unlike a tuple key, no hash collision can merge tuples)."""
     from vqpool.pooling import kernel_loops
 
-    labels = torch.full(codes.shape[:2], NO_PART, dtype=torch.int64)
-    kernel_loops.first_equal_tuples(_array(codes), _array(lengths), labels.numpy())
-    return labels
+    return _labels(codes, lengths, kernel_loops.first_equal_tuples)
 
 
 def runs_sharing_with_first(codes: Tensor, lengths: Tensor) -> Tensor:
@@ -76,9 +75,7 @@ def runs_sharing_with_first(codes: Tensor, lengths: Tensor) -> Tensor:
     codebook) with the run's first frame, which labels it."""
     from vqpool.pooling import kernel_loops
 
-    labels = torch.full(codes.shape[:2], NO_PART, dtype=torch.int64)
-    kernel_loops.runs_sharing_with_first(_array(codes), _array(lengths), labels.numpy())
-    return labels
+    return _labels(codes, lengths, kernel_loops.runs_sharing_with_first)
 
 
 def greedy_chaining(codes: Tensor, lengths: Tensor, values: int) -> Tensor:
@@ -86,9 +83,7 @@ def greedy_chaining(codes: Tensor, lengths: Tensor, values: int) -> Tensor:
     a run joins the earliest seed whose second code is one of its running maxima, or seeds."""
     from vqpool.pooling import kernel_loops
 
-    labels = torch.full(codes.shape[:2], NO_PART, dtype=torch.int64)
-    kernel_loops.greedy_chaining(_array(codes), _array(lengths), values, labels.numpy())
-    return labels
+    return _labels(codes, lengths, lambda q, n, out: kernel_loops.greedy_chaining(q, n, values, out))
 
 
 def xor_of_words(codes: Tensor, words: Tensor) -> Tensor:
@@ -97,8 +92,17 @@ def xor_of_words(codes: Tensor, words: Tensor) -> Tensor:
     from vqpool.pooling import kernel_loops
 
     ids = torch.empty(codes.shape[:-1], dtype=torch.int64)
-    kernel_loops.xor_of_words(_array(codes).reshape(-1, codes.shape[-1]), _array(words), ids.view(-1).numpy())
+    tuples = _array(codes).reshape(-1, codes.shape[-1])
+    kernel_loops.xor_of_words(tuples, _array(words), ids.view(-1).numpy())
     return ids
+
+
+def _labels(codes: Tensor, lengths: Tensor,
+            loop: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> Tensor:
+    """int64 ``[B, L]`` labels, -1 on padding, filled by ``loop(codes, lengths, labels)``."""
+    labels = torch.full(codes.shape[:2], NO_PART, dtype=torch.int64)
+    loop(_array(codes), _array(lengths), labels.numpy())
+    return labels
 
 
 def _array(tensor: Tensor) -> np.ndarray:
