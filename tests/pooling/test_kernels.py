@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pooling_batches import code_batches
 
-from vqpool.pooling import kernels, partitions, stats, weights
+from vqpool.pooling import api, frame_weights, kernels, partitions, stats, weights
 from vqpool.pooling.masking import length_mask
 
 pytestmark = pytest.mark.skipif(not kernels.serves(torch.zeros(1)), reason="numba is not installed")
@@ -89,3 +89,24 @@ def test_global_probability_is_the_same_either_way():
     with pytorch_ops():
         assert torch.equal(compiled, weights.global_probability(codes, mask, stats, 1.0))
 
+
+
+@pytest.mark.parametrize("garbage_at", [None, "first row", "last code"])
+def test_large_batches_with_garbage_padding_pool_as_zeroed(garbage_at):
+    # above api.ZERO_CHECK_ELEMENTS codes, pool checks the padding instead of copying the codes
+    generator = torch.Generator().manual_seed(3)
+    lengths = torch.randint(100, 201, (64,), generator=generator)
+    lengths[0], lengths[1], lengths[-1] = 200, 150, 120
+    mask = length_mask(lengths, 200)
+    codes = torch.randint(0, 40, (64, 200, 82), generator=generator).int().masked_fill(~mask[..., None], 0)
+    assert codes.numel() >= api.ZERO_CHECK_ELEMENTS
+    dirty = codes.clone()
+    if garbage_at == "first row":
+        dirty[1, 150, 0] = 7
+    elif garbage_at == "last code":
+        dirty[-1, -1, -1] = 7
+    assert kernels.zero_padded(dirty, lengths) == (garbage_at is None)
+    with pytorch_ops():
+        assert api._zero_padded(dirty, lengths) == (garbage_at is None)
+    clean = frame_weights(lengths, codes, "vq-lp")
+    assert torch.equal(frame_weights(lengths, dirty, "vq-lp"), clean)

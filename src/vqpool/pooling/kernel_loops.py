@@ -186,3 +186,13 @@ def xor_of_words(tuples, words, ids):  # noqa: ANN001, ANN201
         for g in range(tuples.shape[1]):
             key ^= words[g, tuples[n, g]]
         ids[n] = key
+
+
+@jit
+def zero_beyond(codes, lengths):  # noqa: ANN001, ANN201
+    for row in range(codes.shape[0]):
+        padding = codes[row, lengths[row] :].ravel()
+        for i in range(padding.shape[0]):
+            if padding[i] != 0:
+                return False
+    return True

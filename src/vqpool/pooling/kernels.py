@@ -97,6 +97,13 @@ def xor_of_words(codes: Tensor, words: Tensor) -> Tensor:
     return ids
 
 
+def zero_padded(codes: Tensor, lengths: Tensor) -> bool:
+    """Whether every code beyond each utterance's length is 0 (reading only the padding)."""
+    from vqpool.pooling import kernel_loops
+
+    return bool(kernel_loops.zero_beyond(_array(codes), _array(lengths)))
+
+
 def _labels(codes: Tensor, lengths: Tensor,
             loop: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> Tensor:
     """int64 ``[B, L]`` labels, -1 on padding, filled by ``loop(codes, lengths, labels)``."""
