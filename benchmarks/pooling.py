@@ -3,7 +3,8 @@
 AP (one pass over the frames) is the floor a pooling method can reach; a vq-* method adds code
 work that is small next to it. The loop is how a research script would do it: one utterance at
 a time with itertools.groupby / Counter / union-find (tests/pooling/reference_impl.py, the same
-code the tests check the fast path against). Codes come in runs of 1-6 equal codes per codebook,
+code the tests check the fast path against). Codes come in runs of 1-6 equal codes per codebook
+(`--longest-run 1`: a fresh code every frame, as fine codec levels behave),
 as int32 with zero padding, as `FeatureStore.batches` gives them (int64 codes cost one more pass).
 
     python benchmarks/pooling.py               # B=256, D=768, L in 50 200 800, G x V in 2x320 8x1024 32x2048
@@ -47,10 +48,11 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def runs_of_codes(
-    batch: int, length: int, groups: int, values: int, generator: torch.Generator
+    batch: int, length: int, groups: int, values: int, generator: torch.Generator, longest_run: int = 6
 ) -> Tensor:
-    """``[B, L, G]`` codes in runs of 1-6 equal codes, independently per codebook."""
-    run_ends = torch.randint(1, 7, (batch, groups, length), generator=generator).cumsum(-1)
+    """``[B, L, G]`` codes in runs of 1 to ``longest_run`` equal codes, independently per codebook
+    (runs of 1: a code drawn afresh at every frame, as a codec's fine levels behave)."""
+    run_ends = torch.randint(1, longest_run + 1, (batch, groups, length), generator=generator).cumsum(-1)
     run = torch.searchsorted(
         run_ends, torch.arange(length).expand(batch, groups, -1).contiguous(), right=True
     )
@@ -60,7 +62,7 @@ def runs_of_codes(
 
 def random_batch(
     batch: int, length: int, dim: int, groups: int, values: int, generator: torch.Generator,
-    code_dtype: torch.dtype = torch.int32,
+    code_dtype: torch.dtype = torch.int32, longest_run: int = 6,
 ):
     """Frames, lengths between L/2 and L (the longest exactly L), codes (int32 by default, as
     a store's batches give them); padding is 0."""
@@ -68,7 +70,7 @@ def random_batch(
     lengths = torch.randint(length // 2 + 1, length + 1, (batch,), generator=generator)
     lengths[0] = length
     padding = torch.arange(length)[None] >= lengths[:, None]
-    codes = runs_of_codes(batch, length, groups, values, generator)
+    codes = runs_of_codes(batch, length, groups, values, generator, longest_run)
     codes = codes.masked_fill(padding[..., None], 0).to(code_dtype)
     return frames.masked_fill(padding[..., None], 0), lengths, codes
 
@@ -142,6 +144,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--code-dtype", choices=("int32", "int64"), default="int32",
                         help="dtype of the codes passed to pool (stores give int32)")
+    parser.add_argument("--longest-run", type=int, default=6,
+                        help="codes come in runs of 1 to this many equal codes (1: a fresh code every frame)")
     parser.add_argument("--no-loop", action="store_true", help="skip the slow per-utterance loops")
     parser.add_argument(
         "--warm", action="store_true", help="do not flush the caches before each call"
@@ -160,7 +164,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     print(
         f"B={args.batch} D={args.dim} device={device} "
-        f"threads={torch.get_num_threads()} codes={args.code_dtype} repeats={args.repeats} caches={'warm' if args.warm else 'flushed'} clock={args.clock} "
+        f"threads={torch.get_num_threads()} codes={args.code_dtype} runs=1-{args.longest_run} repeats={args.repeats} caches={'warm' if args.warm else 'flushed'} clock={args.clock} "
         f"torch={torch.__version__}"
     )
     header = f"{'GxV':>7} {'L':>5} {'semantics':<9} {'method':<17} {'pool ms':>9} {'weights ms':>10} {'loop ms':>10} {'pool/AP':>8} {'loop/pool':>9}"
@@ -169,7 +173,8 @@ def main() -> None:
     misses = []
     for (groups, values), length in itertools.product(args.shapes, args.lengths):
         shape = (args.batch, length, args.dim, groups, values)
-        train_frames, train_lengths, train_codes = random_batch(*shape, generator)
+        train_frames, train_lengths, train_codes = random_batch(
+            *shape, generator, longest_run=args.longest_run)
         stats = CorpusStats.fit(
             [(train_frames, train_lengths, train_codes)], codebook_size=values, progress=False
         )
@@ -181,7 +186,8 @@ def main() -> None:
             ]
         )
         frames, lengths, codes = (
-            x.to(device) for x in random_batch(*shape, generator, getattr(torch, args.code_dtype)))
+            x.to(device)
+            for x in random_batch(*shape, generator, getattr(torch, args.code_dtype), args.longest_run))
         for semantics in SEMANTICS:
             options = dict(stats=stats, semantics=semantics)
             functions = {
