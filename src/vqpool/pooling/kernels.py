@@ -7,8 +7,9 @@ code two or three times, at about 2 ns a code. Each function here computes exact
 batched PyTorch code of `partitions` and `weights` computes, which serves GPUs and CPUs
 without numba; the tests compare the two. ``codes [B, L, G]`` are integers in ``[0, values)``
 and ``lengths [B]`` count each utterance's true frames (the mask is a prefix, as `length_mask`
-makes it); padding is never read: its counts are 0 and its labels -1. The loops release the
-GIL, so chunks of utterances run on PyTorch's number of CPU threads.
+makes it); padding is never read: its counts are 0 and its labels -1. The loops run on one
+thread: two threads over halves of the batch measured from 1.7x faster to 1.5x slower on a
+shared 2-core machine.
 """
 
 import functools
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-NO_PART = -1  # partitions.NO_PART, the label of padding
+NO_PART = -1  # the label of padding (partitions takes it from here)
 
 
 @functools.cache

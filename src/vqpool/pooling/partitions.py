@@ -20,7 +20,7 @@ from vqpool.pooling import kernels
 from vqpool.pooling.masking import index_dtype, row_chunks
 from vqpool.pooling.stats import code_tuple_ids, exact_tuple_ids, summed_tuple_hash
 
-NO_PART = -1
+NO_PART = kernels.NO_PART
 SHIFTS = 8  # offsets _next_disjoint rules out from runs before chasing the rare long ones
 # _next_disjoint's chunks (2 MiB of int32 codes): read from memory once, then worked in cache;
 # at 2^17 codes a chunk the calls' own cost outweighed the cache they save (L = 50, 200)
@@ -122,7 +122,8 @@ def allsquash_or_greedy(codes: Tensor, mask: Tensor) -> Tensor:
     A CPU decides the runs one after another in a compiled loop (`kernels.greedy_chaining`).
     """
     if kernels.serves(codes):
-        return kernels.greedy_chaining(codes, mask.sum(1), int(codes[..., : min(2, codes.shape[2])].max()) + 1)
+        values = int(codes[..., : min(2, codes.shape[2])].max()) + 1  # the two codebooks it reads
+        return kernels.greedy_chaining(codes, mask.sum(1), values)
     batch, length, groups = codes.shape
     first, second = codes[..., 0].long(), codes[..., min(1, groups - 1)].long()
     positions = torch.arange(length, device=codes.device)

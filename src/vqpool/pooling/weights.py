@@ -1,7 +1,7 @@
 """Frame weights of the weighted-average methods (docs/methods.md section 2), for a padded batch.
 
-Every function takes ``codes [B, L, G]`` (int32 or int64, 0 on padding) and ``mask [B, L]`` and returns
-fp32 ``[B, L]`` weights, 0 on padding and summing to 1 over each utterance's true frames (except
+Every function takes ``codes [B, L, G]`` (int32 or int64, 0 on padding) and ``mask [B, L]`` and
+returns fp32 ``[B, L]`` weights, 0 on padding and summing to 1 over each utterance's true frames (except
 the reference vq-allsquash-or, which keeps the reference's unnormalised weights).
 """
 
