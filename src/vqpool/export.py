@@ -31,7 +31,7 @@ import numpy as np
 from vqpool import __version__
 from vqpool.errors import ParameterError, VqpoolError, import_extra
 from vqpool.evaluate.pooled import open_store
-from vqpool.io import atomic_folder, atomic_path, check_replaceable
+from vqpool.io import atomic_folder, atomic_path, check_replaceable, reserve
 from vqpool.vectors import CHUNK_ROWS, StorePooling, plan_pooling, pooled_chunks, select_rows
 
 if TYPE_CHECKING:
@@ -171,6 +171,8 @@ def _write_npy(out: Path, pooling: StorePooling, rows: list[int],
         arrays = {m: np.lib.format.open_memmap(folder / names[m], mode="w+", dtype=np.float32,
                                                shape=(len(rows), pooling.dims[m]))
                   for m in pooling.methods}
+        for name in names.values():
+            reserve(folder / name)  # a full disk fails here, not as a bus error in the map
         with open(folder / "ids.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(META_COLUMNS)
