@@ -4,6 +4,7 @@ Each verb lives in ``vqpool.commands.<verb>`` with ``register(subparsers)`` and 
 """
 
 import argparse
+import errno
 import os
 import sys
 from importlib import import_module
@@ -104,6 +105,43 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vqpool {args.verb}: error: {describe(error, getattr(args, 'flags', None))}",
               file=sys.stderr)
         return 1
+    except OSError as error:
+        cause = disk_error(error)
+        if cause is None:
+            raise
+        print(f"vqpool {args.verb}: error: {describe_disk_error(cause, args)}", file=sys.stderr)
+        return 1
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+# The flag naming where a verb writes, when it is not --out.
+OUTPUT_FLAGS = {"bench": "--results", "probe": "--results", "reproduce": "--work"}
+
+
+def disk_error(error: BaseException | None) -> OSError | None:
+    """The disk-full or read-only error behind ``error`` (or among the errors it was raised
+    while handling), if there is one."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in FULL + READ_ONLY:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def describe_disk_error(error: OSError, args: argparse.Namespace) -> str:
+    """One line: the path, what went wrong and what to do."""
+    flag = OUTPUT_FLAGS.get(args.verb, "--out")
+    target = error.filename or getattr(args, flag.lstrip("-"), None) or "the output"
+    if error.errno in FULL:
+        if args.verb == "extract":
+            todo = ("free space (or choose another --out), then run the same command with "
+                    "--resume: finished utterances are kept")
+        else:
+            todo = f"free space or write elsewhere ({flag} PATH), then run it again"
+        return f"{target}: {os.strerror(error.errno).lower()}; {todo}"
+    return (f"{target}: cannot write there ({os.strerror(error.errno).lower()}); "
+            f"choose a writable {flag} PATH")
 
 
 def describe(error: VqpoolError, flags: dict[str, str] | None = None) -> str:
