@@ -257,7 +257,8 @@ class CodecCodes(CodeSource):
                                  "vqpool feeds mono audio")
         cls = getattr(transformers, CODECS[self.model_type])
         try:
-            self.model = cls.from_pretrained(spec, local_files_only=local_only).float().to(device).eval()
+            self.model = cls.from_pretrained(spec, local_files_only=local_only,
+                                             trust_remote_code=False).float().to(device).eval()
         except OSError as error:
             raise _missing_model(spec, allow_download, error, parameter="codes_from") from error
         self.available = {"encodec": lambda: config.num_quantizers, "dac": lambda: config.n_codebooks,

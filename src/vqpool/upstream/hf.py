@@ -9,6 +9,7 @@ from a k-means codebook. Loading is offline unless the caller allows a download.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -86,13 +87,28 @@ def _unloadable_weights(folder: Path, error: Exception) -> VqpoolError:
     return VqpoolError(f"{where}: cannot load the model's weights: {why}")
 
 
+def refuse_custom_code(spec: str, parameter: str = "upstream") -> None:
+    """A model folder whose config maps to its own Python code (``auto_map``) is refused: vqpool
+    never runs code that comes with a model (transformers would ask on stdin)."""
+    config = Path(spec) / "config.json"
+    try:
+        mapped = config.is_file() and "auto_map" in json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return  # transformers names what is wrong with the file
+    if mapped:
+        raise ParameterError(parameter, f"{spec!r} needs its own Python code (auto_map in "
+                             f"{config}); vqpool runs no code from a model folder")
+
+
 def load_config(spec: str, allow_download: bool, parameter: str = "upstream") -> Any:
     """A transformers model's config from a folder, or the hub (cache only unless downloads are
     allowed); what is missing is said in one error naming ``parameter``."""
     from transformers import AutoConfig
 
+    refuse_custom_code(spec, parameter)
     try:
-        return AutoConfig.from_pretrained(spec, local_files_only=not allow_download)
+        return AutoConfig.from_pretrained(spec, local_files_only=not allow_download,
+                                          trust_remote_code=False)
     except (OSError, ValueError) as error:
         if Path(spec).is_dir():
             raise VqpoolError(f"{spec}: not a transformers model directory ({error})") from error
@@ -108,7 +124,7 @@ def _load(spec: str, allow_download: bool) -> tuple[Any, dict[str, Any]]:
     pretraining = any(name.endswith("ForPreTraining") for name in config.architectures or ())
     loader = AutoModelForPreTraining if pretraining else AutoModel
     try:
-        model = loader.from_pretrained(spec, local_files_only=local_only)
+        model = loader.from_pretrained(spec, local_files_only=local_only, trust_remote_code=False)
     except OSError as error:
         if Path(spec).is_dir():
             raise _unloadable_weights(Path(spec), error) from None
@@ -120,7 +136,8 @@ def _load(spec: str, allow_download: bool) -> tuple[Any, dict[str, Any]]:
     except Exception as error:  # damaged weights: safetensors, pickle and torch raise many types
         raise _unloadable_weights(Path(spec), error) from None
     try:
-        processor = AutoFeatureExtractor.from_pretrained(spec, local_files_only=local_only)
+        processor = AutoFeatureExtractor.from_pretrained(spec, local_files_only=local_only,
+                                                         trust_remote_code=False)
         processor = processor.to_dict()
     except OSError as error:
         local = Path(spec) / "preprocessor_config.json"
