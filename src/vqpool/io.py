@@ -33,7 +33,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success fsync it and rename it into place."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(final)
+    recover_output(final)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{socket.gethostname()}")
     try:
         yield tmp
@@ -167,14 +167,6 @@ def check_replaceable(out: Path, overwrite: bool, is_ours: Callable[[Path], bool
     if not empty and not is_ours(out):
         raise ParameterError("out", f"{out} exists and is not what this writes; it is left "
                              "alone: choose another path")
-
-
-def remove_stale_temporaries(final: Path) -> None:
-    """Remove the temporaries of ``final`` left by dead processes of this host (those of other
-    hosts, or of processes still running, stay: their writers may be at work)."""
-    for leftover in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
-        if leftover.is_file() and _dead(leftover.name.rpartition(".tmp-")[2]):
-            leftover.unlink(missing_ok=True)
 
 
 def _running(pid: int) -> bool:
