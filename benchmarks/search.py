@@ -8,7 +8,7 @@ normalised. Queries are fresh draws from the same clusters (held out of the inde
 - exact: `vqpool.evaluate.knn.nearest_neighbours` (`vqpool bench`'s 1-NN) with the chunked matmul
   and with FAISS candidates (both re-scored in float64), against FAISS `IndexFlatIP` itself (what
   `vqpool index build` writes by default), k=1 and k=10;
-- approximate: IVF and HNSW built by `vqpool.index.backend` with the library's default
+- approximate: IVF and HNSW built by `vqpool.neighbours` with the library's default
   parameters, searched at their default and a few other settings; recall@10 against the exact
   top 10, speed-up against exact FAISS search for k=10.
 
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from vqpool.evaluate.knn import nearest_neighbours
-from vqpool.index.backend import (
+from vqpool.neighbours import (
     import_faiss,
     make_index,
     normalized,

@@ -15,12 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vqpool
-from vqpool.encode import Encoder, windows
+from vqpool.batching import windows
+from vqpool.encode import Encoder
 from vqpool.errors import VqpoolError
-from vqpool.evaluate.pooled import FoldPooler
-from vqpool.evaluate.splits import Fold
 from vqpool.extract import extract
 from vqpool.upstream.codebook import KMeansCodebook
+from vqpool.vectors import Fold, FoldPooler
 
 
 @pytest.fixture(scope="module")

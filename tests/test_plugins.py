@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import vqpool
+from vqpool import plugins
 from vqpool.cli import main
 from vqpool.errors import VqpoolError
 from vqpool.evaluate.results import read_results
@@ -54,7 +55,7 @@ def clean_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts from the built-in methods, with the plugins not yet looked for."""
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(pool_options, "_DECLARED", dict(pool_options._DECLARED))
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(plugins, "_loaded", set())
 
 
 def write_plugin(site: Path, source: str = PLUGIN, entry: str = "vqpool_lp_power:register") -> Path:

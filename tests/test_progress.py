@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from vqpool import progress
 from vqpool.cli import main
-from vqpool.data.manifest import write_manifest
+from vqpool.manifest import write_manifest
 from vqpool.progress import LoggedProgress, NoProgress, amount, duration, progress_bar
 
 

@@ -6,7 +6,7 @@ The public names are imported lazily so that ``vqpool --help`` does not pay for 
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from vqpool._version import __version__
 
 _PUBLIC = {
     "METHODS": "vqpool.pooling",

@@ -9,7 +9,7 @@ import os
 import sys
 from importlib import import_module
 
-from vqpool import __version__
+from vqpool._version import __version__
 from vqpool.commands.logs import show_library_logs
 from vqpool.errors import VqpoolError
 

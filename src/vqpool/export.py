@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vqpool import __version__
+from vqpool._version import __version__
 from vqpool.errors import ParameterError, VqpoolError, import_extra
-from vqpool.evaluate.pooled import open_store
 from vqpool.io import atomic_folder, atomic_path, check_replaceable, reserve
+from vqpool.store import open_store
 from vqpool.vectors import CHUNK_ROWS, StorePooling, plan_pooling, pooled_chunks, select_rows
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ import torch
 
 from vqpool import distributed
 from vqpool.audio import ON_BAD_AUDIO, conform
-from vqpool.encode import NONFINITE, forward, nonfinite_rows, plan_batches, prefetched
+from vqpool.batching import NONFINITE, forward, nonfinite_rows, plan_batches, prefetched
 from vqpool.errors import BadAudioError, ParameterError, VqpoolError
 from vqpool.progress import progress_bar
 from vqpool.rows import canonical_rows, row_warnings

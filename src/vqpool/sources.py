@@ -54,7 +54,7 @@ def clips_of(inputs: Any, sample_rate: int | None = None, *, audio_column: str =
     if isinstance(inputs, (str, os.PathLike)):
         path = Path(inputs)
         if path.suffix.lower() == ".csv":  # a vqpool manifest
-            from vqpool.data.manifest import read_manifest
+            from vqpool.manifest import read_manifest
 
             return [row_clip(row) for row in read_manifest(path)]
         return [_path_clip(path, path.stem)]

@@ -5,10 +5,10 @@ from memstore import MemoryStore, toy_store
 from vqpool.errors import VqpoolError
 from vqpool.evaluate.bench import run_bench
 from vqpool.evaluate.knn import one_nn_accuracy
-from vqpool.evaluate.pooled import FoldPooler, fit_stats, pool_split
 from vqpool.evaluate.results import SCHEMA, read_results
 from vqpool.evaluate.splits import select_folds
 from vqpool.pooling import CorpusStats, pool
+from vqpool.vectors import FoldPooler, fit_stats, pool_split
 
 
 def two_folds(n: int) -> list[list[str]]:

@@ -11,9 +11,9 @@ from memstore import MemoryStore, toy_store
 from tqdm.auto import tqdm
 
 from toy_headers import toy_header
+from vqpool.arguments import check_device
 from vqpool.errors import VqpoolError
 from vqpool.evaluate.bench import run_bench
-from vqpool.evaluate.options import check_device
 from vqpool.evaluate.probe import run_probe
 from vqpool.pooling import METHODS, CorpusStats, get_method, pool
 

@@ -13,7 +13,7 @@ from expected import pooled_one_by_one
 from vqpool import FeatureStore
 from vqpool.cli import main
 from vqpool.index import Index, build
-from vqpool.index.backend import make_index, measure_recall, recall_at, resolve_params
+from vqpool.neighbours import make_index, measure_recall, recall_at, resolve_params
 from vqpool.pooling import CorpusStats
 
 faiss = pytest.importorskip("faiss")  # the dev extra installs faiss-cpu: runs in CI

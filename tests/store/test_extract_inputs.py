@@ -18,9 +18,9 @@ from test_store_extract import fsdd_rows, store_bytes
 
 from vqpool.audio import load_audio
 from vqpool.cli import main
-from vqpool.data.manifest import read_manifest, write_manifest
 from vqpool.errors import BadAudioError, VqpoolError
 from vqpool.extract import extract
+from vqpool.manifest import read_manifest, write_manifest
 from vqpool.store import FeatureStore
 from vqpool.upstream import load_upstream
 

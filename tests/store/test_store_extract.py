@@ -16,9 +16,9 @@ import torch
 
 from tiny_models import make_wav2vec2_pretraining
 from vqpool.cli import main
-from vqpool.data.manifest import read_manifest, write_manifest
 from vqpool.errors import BadAudioError, VqpoolError
 from vqpool.extract import extract, plan
+from vqpool.manifest import read_manifest, write_manifest
 from vqpool.rows import canonical_path
 from vqpool.store import INDEX, FeatureStore, store_status
 from vqpool.upstream import load_upstream

@@ -17,9 +17,9 @@ from test_store_extract import ONE_THREAD, fsdd_rows, store_bytes
 
 from toy_headers import toy_header
 from vqpool.cli import main
-from vqpool.data.manifest import read_manifest, write_manifest
 from vqpool.errors import VqpoolError
 from vqpool.extract import extract
+from vqpool.manifest import read_manifest, write_manifest
 from vqpool.store import INDEX, FeatureStore, StoreWriter
 from vqpool.upstream import load_upstream
 

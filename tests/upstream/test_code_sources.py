@@ -17,10 +17,10 @@ from transformers import DacModel, EncodecModel, MimiModel
 from tiny_models import make_dac, make_encodec, make_hubert, make_mimi, make_wav2vec2_pretraining
 from vqpool.audio import load_audio
 from vqpool.cli import main
-from vqpool.data.manifest import read_manifest, write_manifest
 from vqpool.encode import Encoder
 from vqpool.errors import VqpoolError
 from vqpool.evaluate.results import read_results
+from vqpool.manifest import read_manifest, write_manifest
 from vqpool.report.tables import build_tables
 from vqpool.store import FeatureStore
 from vqpool.upstream import CodesFrom, load_upstream

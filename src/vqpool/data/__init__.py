@@ -3,8 +3,8 @@
 from vqpool.data.corpora import CORPORA, TASK_OF_CORPUS, prepare, task_of
 from vqpool.data.folds import folds
 from vqpool.data.loading import LoadedRows, load_rows, rows_of_split
-from vqpool.data.manifest import MANIFEST_COLUMNS, SPLITS, read_manifest, write_manifest
 from vqpool.data.output import label_map, label_map_path, summarize, write_prepared
+from vqpool.manifest import MANIFEST_COLUMNS, SPLITS, read_manifest, write_manifest
 
 __all__ = [
     "CORPORA",

@@ -9,8 +9,8 @@ file must exist. Without a ``split`` on any row, a seeded split is drawn per lab
 from pathlib import Path
 
 from vqpool.data.common import Row, draw_splits, require_file
-from vqpool.data.manifest import MANIFEST_COLUMNS, read_manifest
 from vqpool.errors import VqpoolError
+from vqpool.manifest import MANIFEST_COLUMNS, read_manifest
 
 
 def prepare(root: Path, *, seed: int = 0) -> list[Row]:

@@ -20,8 +20,8 @@ from vqpool.data.common import (
     visible,
     walk_files,
 )
-from vqpool.data.manifest import SPLITS
 from vqpool.errors import VqpoolError
+from vqpool.manifest import SPLITS
 
 
 def prepare(root: Path, *, seed: int = 0) -> list[Row]:

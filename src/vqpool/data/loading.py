@@ -7,8 +7,8 @@ from typing import NamedTuple
 
 from vqpool.data.common import Row
 from vqpool.data.corpora import prepare, task_of
-from vqpool.data.manifest import read_manifest
 from vqpool.errors import ParameterError, VqpoolError
+from vqpool.manifest import read_manifest
 from vqpool.sources import Clip, cut_clips, dataset_clips, load_cuts, load_hf_dataset
 
 

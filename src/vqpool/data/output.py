@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from vqpool.data.folds import folds
-from vqpool.data.manifest import SPLITS, write_manifest
 from vqpool.io import atomic_write_text
+from vqpool.manifest import SPLITS, write_manifest
 from vqpool.rows import canonical_rows, row_warnings
 
 log = logging.getLogger(__name__)

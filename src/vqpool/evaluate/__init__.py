@@ -9,8 +9,8 @@ from typing import Any
 _PUBLIC = {
     "nearest_neighbours": "vqpool.evaluate.knn",
     "one_nn_accuracy": "vqpool.evaluate.knn",
-    "pool_split": "vqpool.evaluate.pooled",
-    "fit_stats": "vqpool.evaluate.pooled",
+    "pool_split": "vqpool.vectors",
+    "fit_stats": "vqpool.vectors",
     "PoolOptions": "vqpool.pooling",
     "run_bench": "vqpool.evaluate.bench",
     "run_probe": "vqpool.evaluate.probe",

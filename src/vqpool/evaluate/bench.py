@@ -7,17 +7,10 @@ from typing import Any
 
 import torch
 
+from vqpool.arguments import at_least, check_device
 from vqpool.evaluate.bootstrap import bootstrap_ci
 from vqpool.evaluate.knn import one_nn_hits, resolve_search
-from vqpool.evaluate.options import at_least, check_device, resolve_pool_options
-from vqpool.evaluate.pooled import (
-    FoldPooler,
-    choose_methods,
-    open_store,
-    store_path,
-    write_rows,
-)
-from vqpool.evaluate.results import make_row
+from vqpool.evaluate.results import make_row, write_rows
 from vqpool.evaluate.splits import (
     encode_labels,
     holds_out_validation,
@@ -25,7 +18,8 @@ from vqpool.evaluate.splits import (
     select_folds,
     warn_about_rows,
 )
-from vqpool.store import Store
+from vqpool.store import Store, open_store, store_path
+from vqpool.vectors import FoldPooler, choose_methods, resolve_pool_options
 
 
 def run_bench(

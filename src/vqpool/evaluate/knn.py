@@ -57,7 +57,7 @@ def resolve_search(search: str, device: str | torch.device = "cpu") -> str:
     if search not in SEARCHES:
         raise ParameterError("search", f"must be one of {', '.join(SEARCHES)}; got {search!r}")
     if search == "faiss":
-        from vqpool.index.backend import import_faiss
+        from vqpool.neighbours import import_faiss
 
         import_faiss()  # not installed: one line saying which extra brings it, before any work
     if search != "auto":
@@ -215,7 +215,7 @@ def faiss_candidates(exact: Rescorer, test_x: Tensor, k: int, chunk: int | None)
     """The ``k`` best training indices per query by FAISS's exact inner-product search over
     `FAISS_ROWS` unit training vectors at a time (with `FAISS_BLOCKS`), ``chunk`` queries a
     call, merged in FAISS's heaps."""
-    from vqpool.index.backend import blas_blocks, import_faiss
+    from vqpool.neighbours import blas_blocks, import_faiss
 
     faiss = import_faiss()
     chunk = chunk or len(test_x)

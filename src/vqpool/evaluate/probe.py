@@ -17,22 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vqpool.arguments import at_least, check_device, positive
 from vqpool.errors import ParameterError
 from vqpool.evaluate.bootstrap import bootstrap_ci
-from vqpool.evaluate.options import at_least, check_device, positive, resolve_pool_options
-from vqpool.evaluate.pooled import (
-    FoldPooler,
-    open_store,
-    store_offers,
-    store_path,
-    write_rows,
-)
-from vqpool.evaluate.results import make_row
+from vqpool.evaluate.results import make_row, write_rows
 from vqpool.evaluate.splits import encode_labels, resolve_task, select_folds, warn_about_rows
 from vqpool.pooling import get_method, method_names, select_methods
 from vqpool.pooling.heads import build_head
 from vqpool.progress import progress_bar
-from vqpool.store import Store
+from vqpool.store import Store, open_store, store_path
+from vqpool.vectors import FoldPooler, resolve_pool_options, store_offers
 
 log = logging.getLogger(__name__)
 

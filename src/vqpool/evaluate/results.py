@@ -12,16 +12,16 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vqpool._version import versions
 from vqpool.code_labels import own_codes_label
-from vqpool.errors import VqpoolError
+from vqpool.errors import ParameterError, VqpoolError
 from vqpool.paper import paper_upstream
 
 if TYPE_CHECKING:  # not imported at run time: reading results needs no torch
-    from vqpool.store import StoreHeader
+    from vqpool.store import Store, StoreHeader
 
 PROTOCOLS = ("1nn", "probe")
 
@@ -223,14 +223,6 @@ def upstream_of(header: "StoreHeader | Mapping[str, Any]") -> tuple[str | None, 
     return summary["upstream"], paper
 
 
-def versions() -> dict[str, str | None]:
-    found: dict[str, str | None] = {}
-    for package in ("vqpool", "torch", "transformers"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = None
-    return found
 
 
 def make_row(
@@ -306,3 +298,16 @@ def format_table(rows: list[Mapping[str, Any]]) -> str:
     table = [" | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in [header, *lines]]
     table.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join([title, *table])
+
+
+def write_rows(store: "Store", rows: list[dict[str, Any]], results: str | Path | None) -> None:
+    """Append result rows to ``results``, by default ``results.jsonl`` in the store's folder."""
+    if results is None:
+        from vqpool.store import store_path  # here: reading results imports no torch
+
+        folder = store_path(store)
+        if folder is None:
+            raise ParameterError("results", "must name a file: the store has no folder to hold results.jsonl")
+        results = folder / "results.jsonl"
+    for row in rows:
+        append_result(results, row)

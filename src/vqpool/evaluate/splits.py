@@ -3,7 +3,6 @@
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from torch import Tensor
 from vqpool.errors import ParameterError, VqpoolError
 from vqpool.rows import row_warnings
 from vqpool.store import Store
+from vqpool.vectors.folds import Fold
 
 log = logging.getLogger(__name__)
 
@@ -43,28 +43,6 @@ def resolve_task(store: Store, task: str | None = None) -> str:
     log.info("note: %s records no task or corpus; using its folder name %r as the task "
              "(name a task to choose another)", path, name)
     return name
-
-
-@dataclass(frozen=True)
-class Fold:
-    """Store indices of one fold's splits (number counts from 1, as in ``--fold``)."""
-
-    number: int
-    train: list[int]
-    validation: list[int]
-    test: list[int]
-
-    def fit_indices(self, include_validation: bool) -> list[int]:
-        """Rows whose statistics may be fitted: training, plus validation when asked."""
-        return sorted(self.train + self.validation) if include_validation else self.train
-
-    @property
-    def used(self) -> list[int]:
-        return sorted(self.train + self.validation + self.test)
-
-    def without_validation(self) -> "Fold":
-        """The fold with its validation rows trained on: the 1-NN protocol selects nothing."""
-        return Fold(self.number, sorted(self.train + self.validation), [], self.test)
 
 
 def holds_out_validation(meta: Sequence[Mapping[str, Any]]) -> bool:

@@ -10,8 +10,8 @@ hits = index.search(index.encode(["query.wav"]), k=10)             # hits.scores
 FAISS is optional: ``pip install 'vqpool[faiss]'``.
 """
 
-from vqpool.index.backend import KINDS, IndexParams
 from vqpool.index.reader import Hits, Index
 from vqpool.index.writer import build
+from vqpool.neighbours import KINDS, IndexParams
 
 __all__ = ["KINDS", "Hits", "Index", "IndexParams", "build"]

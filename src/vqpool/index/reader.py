@@ -11,7 +11,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from vqpool.errors import ParameterError, VqpoolError
-from vqpool.index.backend import (
+from vqpool.index.format import CODEBOOK, FORMAT, HEADER, VERSION
+from vqpool.neighbours import (
     IndexParams,
     import_faiss,
     normalized,
@@ -19,7 +20,6 @@ from vqpool.index.backend import (
     set_search_params,
     to_gpu,
 )
-from vqpool.index.writer import CODEBOOK, FORMAT, HEADER, VERSION
 
 
 class Hits(NamedTuple):

@@ -1,16 +1,4 @@
-"""``vqpool.index.build``: a store's pooled vectors into a FAISS index folder.
-
-The folder (written whole to a temporary folder, then renamed into place):
-
-- ``index.json``: the header: the store, its upstream (spec, layers, codebook), the method and
-  its options, the statistics file, the kind of index and its parameters, the recall measured;
-- ``vectors.faiss``: the FAISS index of the L2-normalised vectors, row r under id r;
-- ``rows.csv``: ``row,id,label,split,speaker,path`` of every indexed utterance;
-- ``stats.pt``: the `CorpusStats` the vectors were pooled with (methods that need them), so
-  that queries are pooled identically;
-- ``codebook.pt``: a copy of the store's k-means codebook (upstreams without a quantizer), so
-  that audio queries get the codes the store's utterances got.
-"""
+"""``vqpool.index.build``: a store's pooled vectors into a FAISS index folder (`format`)."""
 
 import csv
 import json
@@ -26,17 +14,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vqpool import __version__
+from vqpool._version import __version__
 from vqpool.errors import ParameterError
-from vqpool.evaluate.pooled import open_store
-from vqpool.index.backend import (
+from vqpool.index.format import (
+    CODEBOOK,
+    FAISS_FILE,
+    FORMAT,
+    HEADER,
+    ROW_COLUMNS,
+    ROWS,
+    STATS,
+    VERSION,
+)
+from vqpool.io import atomic_folder, check_replaceable
+from vqpool.neighbours import (
     import_faiss,
     make_index,
     measure_recall,
     normalized,
     resolve_params,
 )
-from vqpool.io import atomic_folder, check_replaceable
+from vqpool.store import open_store
 
 if TYPE_CHECKING:
     from vqpool.index.reader import Index
@@ -44,10 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT, VERSION = "vqpool-index", 1
-HEADER, FAISS_FILE, ROWS, STATS, CODEBOOK = (
-    "index.json", "vectors.faiss", "rows.csv", "stats.pt", "codebook.pt")
-ROW_COLUMNS = ("row", "id", "label", "split", "speaker", "path")
 RECALL_K = 10
 
 

@@ -1,10 +1,9 @@
 """Pooling: frames ``[B, L, D]`` (+ codes ``[B, L, G]``) -> one vector per utterance."""
 
 from vqpool.pooling.api import frame_weights, pool
+from vqpool.pooling.builtins import HEADS, METHODS
 from vqpool.pooling.options import DEFAULT_OPTIONS, SEMANTICS, PoolOptions
 from vqpool.pooling.registry import (
-    HEADS,
-    METHODS,
     Available,
     Method,
     Selection,

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from vqpool.errors import ParameterError
 from vqpool.pooling.masking import length_mask, weighted_average
+from vqpool.pooling.registry import get_method, method_names
 
 
 class _AttentivePooling(nn.Module):
@@ -96,8 +97,6 @@ class VectorAttentivePooling(_AttentivePooling):
 
 def build_head(name: str, dim: int) -> nn.Module:
     """The registered head called ``name`` (``vqpool.pooling.HEADS``) for ``dim``-dimensional frames."""
-    from vqpool.pooling.registry import get_method, method_names  # the registry imports this module
-
     names = method_names(trained=True)
     if name not in names:
         raise ParameterError("name", f"{name!r} is not a pooling head; choose from {', '.join(names)}")

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vqpool import plugins
 from vqpool.errors import ParameterError
 
 SEMANTICS = ("paper", "reference")
@@ -155,9 +156,7 @@ class PoolOptions:
 def _declared(name: str) -> Option | None:
     """A registered method's option; an unknown name first loads the plugins."""
     if name not in _DECLARED:
-        from vqpool.pooling.registry import load_plugins  # the registry imports this module
-
-        load_plugins()
+        plugins.load(plugins.METHODS)
     return _DECLARED.get(name)
 
 

@@ -151,9 +151,9 @@ def store_vectors(
     vectors come from the benchmark's own pooler: for a pooled-only store, what the benchmark
     can get from it (its pooled methods, and the transforms of its AP vectors).
     """
-    from vqpool.evaluate.pooled import FoldPooler, open_store, store_offers
-    from vqpool.evaluate.splits import Fold
     from vqpool.pooling import PoolOptions
+    from vqpool.store import open_store
+    from vqpool.vectors import Fold, FoldPooler, store_offers
 
     options = PoolOptions.of(**pool_options)  # checked before any store is read
     if max_points is not None and max_points < 1:

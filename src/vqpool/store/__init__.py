@@ -40,8 +40,9 @@ from vqpool.store.protocol import (
     check_streams,
     length_batches,
     split_indices,
+    store_path,
 )
-from vqpool.store.reader import FeatureStore
+from vqpool.store.reader import FeatureStore, open_store
 from vqpool.store.writer import StoreWriter, rewrite_metadata
 
 __all__ = [
@@ -69,11 +70,13 @@ __all__ = [
     "check_streams",
     "read_header",
     "length_batches",
+    "open_store",
     "read_index",
     "rewrite_metadata",
     "shard_path",
     "split_indices",
     "store_lock",
+    "store_path",
     "store_status",
     "stream_dtype",
     "verify",

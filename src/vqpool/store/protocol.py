@@ -7,6 +7,7 @@ batches in the same order.
 
 import os
 from collections.abc import Collection, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -103,3 +104,9 @@ class Store(Protocol):
 
     def pooled(self, method: str) -> Tensor:
         """``[N, D']`` fp32 vectors pooled at extraction (pooled-only stores)."""
+
+
+def store_path(store: Any) -> "Path | None":
+    """The store's folder, or None for a store that lives in memory."""
+    path = getattr(store, "path", None)
+    return Path(path) if path is not None else None

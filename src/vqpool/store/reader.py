@@ -21,7 +21,14 @@ from vqpool.store.format import (
     stream_dtype,
 )
 from vqpool.store.header import StoreHeader, read_header
-from vqpool.store.protocol import READ_DTYPES, Batch, check_streams, length_batches, split_indices
+from vqpool.store.protocol import (
+    READ_DTYPES,
+    Batch,
+    Store,
+    check_streams,
+    length_batches,
+    split_indices,
+)
 
 # What the frames and codes streams hold on disk, as torch dtypes.
 TORCH_DTYPES = {stream: torch.from_numpy(np.zeros(0, dtype)).dtype for stream, dtype in DTYPES.items()}
@@ -232,3 +239,13 @@ class FeatureStore:
             else:
                 runs.append([shard, offset, offset + nbytes])
         return runs
+
+
+def open_store(store: "Store | str | os.PathLike") -> "Store":
+    """A store from itself or its folder (a folder that does not exist says so)."""
+    if isinstance(store, (str, os.PathLike)):
+        if not Path(store).exists():
+            raise VqpoolError(f"{os.fspath(store)}: no such folder (a feature store is a folder "
+                              "that extraction writes)")
+        return FeatureStore(store)
+    return store

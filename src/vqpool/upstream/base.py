@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 from torch import Tensor
 
-from vqpool import __version__
+from vqpool._version import __version__
 from vqpool.errors import ParameterError, VqpoolError
 from vqpool.tensors import length_mask
 

@@ -1,4 +1,4 @@
-"""Pooled vectors for evaluation: statistics fitted on training rows, each split pooled once.
+"""Pooled vectors of a store: statistics fitted on training rows, each split pooled once.
 
 Reading frames dominates on real corpora, so one pass over a store pools a batch with every
 method at once, and a fold reads each row's frames once: code counts come from the codes stream
@@ -10,15 +10,11 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from vqpool.errors import ParameterError, VqpoolError
-from vqpool.evaluate.results import append_result
-from vqpool.evaluate.splits import Fold
 from vqpool.pooling import (
     DEFAULT_OPTIONS,
     Available,
@@ -31,7 +27,8 @@ from vqpool.pooling import (
 )
 from vqpool.pooling.stats import MIN_WHITENING, PARTS
 from vqpool.progress import progress_bar
-from vqpool.store import Store
+from vqpool.store import Store, store_path
+from vqpool.vectors.folds import Fold
 
 Batch = tuple[Tensor, Tensor, Tensor | None, list[int]]
 
@@ -273,31 +270,3 @@ class FoldPooler:
             self._fixed[method] = torch.as_tensor(self.store.pooled(method)).float()
             self.seconds[method] = self.seconds.get(method, 0.0) + time.perf_counter() - start
         return self._fixed[method]
-
-
-def open_store(store: Store | str | Path) -> Store:
-    """A ``FeatureStore`` from itself or its path (a path that does not exist says so)."""
-    if isinstance(store, (str, Path)):
-        from vqpool.store import FeatureStore
-
-        if not Path(store).exists():
-            raise VqpoolError(f"{store}: no such folder (a feature store is a folder that "
-                              "extraction writes)")
-        return FeatureStore(store)
-    return store
-
-
-def store_path(store: Store) -> Path | None:
-    path = getattr(store, "path", None)
-    return Path(path) if path is not None else None
-
-
-def write_rows(store: Store, rows: list[dict[str, Any]], results: str | Path | None) -> None:
-    """Append result rows to ``results``, by default ``results.jsonl`` in the store's folder."""
-    if results is None:
-        folder = store_path(store)
-        if folder is None:
-            raise ParameterError("results", "must name a file: the store has no folder to hold results.jsonl")
-        results = folder / "results.jsonl"
-    for row in rows:
-        append_result(results, row)

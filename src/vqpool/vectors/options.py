@@ -1,25 +1,12 @@
-"""What users pass to an evaluation, checked up front: a bad value is one clear line naming its
-parameter, not a traceback from deep inside pooling or training."""
+"""The pooling options a store's vectors are pooled with: the caller's, else a pooled-only
+store's stored ones, else the defaults; a conflict with what a pooled-only store holds is refused."""
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
-
-from vqpool.errors import ParameterError, VqpoolError
+from vqpool.errors import VqpoolError
 from vqpool.pooling import DEFAULT_OPTIONS, PoolOptions, get_method
 from vqpool.store import Store
-
-
-def at_least(name: str, value: float, minimum: float) -> None:
-    if not value >= minimum:  # NaN fails too
-        raise ParameterError(name, f"must be at least {minimum}; got {value}")
-
-
-def positive(name: str, value: float) -> None:
-    if not (value > 0 and math.isfinite(value)):
-        raise ParameterError(name, f"must be a positive number; got {value}")
 
 
 def stored_options(store: Store) -> PoolOptions | None:
@@ -64,22 +51,3 @@ def resolve_pool_options(
             "use the stored value, or extract again with the wanted one (or with frames)"
         )
     return resolved, {m: stored if m in kept else resolved for m in methods}
-
-
-def check_device(device: str | torch.device) -> torch.device:
-    """A device this torch can use: ``device="bogus"`` or CUDA on a CPU-only build is refused."""
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ParameterError("device", f"{device!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
-    if parsed.type == "cpu":
-        return parsed
-    backend = getattr(torch, parsed.type, None)  # torch.cuda, torch.mps, torch.xpu, ...
-    if not hasattr(backend, "is_available") or not backend.is_available():
-        raise ParameterError("device", f"{device}: this torch ({torch.__version__}) has no usable "
-                             f"{parsed.type} device; use cpu")
-    count = getattr(backend, "device_count", None)
-    if parsed.index is not None and count is not None and parsed.index >= count():
-        raise ParameterError("device", f"{device}: there are {count()} {parsed.type} device(s), "
-                             "numbered from 0")
-    return parsed

@@ -17,18 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from vqpool.arguments import check_device
 from vqpool.errors import ParameterError, VqpoolError
-from vqpool.evaluate.options import check_device, resolve_pool_options
-from vqpool.evaluate.pooled import (
-    FoldPooler,
-    choose_methods,
-    open_store,
-    pool_split,
-    store_path,
-)
-from vqpool.evaluate.splits import Fold
 from vqpool.pooling import CorpusStats, PoolOptions, get_method, output_dim
 from vqpool.progress import progress_bar
+from vqpool.store import open_store, store_path
+from vqpool.vectors.folds import Fold
+from vqpool.vectors.options import resolve_pool_options
+from vqpool.vectors.pooler import FoldPooler, choose_methods, pool_split
 
 log = logging.getLogger(__name__)
 

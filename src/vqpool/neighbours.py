@@ -1,4 +1,5 @@
-"""FAISS, behind the few calls vqpool makes: which index a kind means, its parameters, recall.
+"""Nearest-neighbour search with FAISS, below both the 1-NN evaluation and the index: which
+index a kind means, its parameters, exact-search blocks, recall.
 
 FAISS is an optional dependency (``pip install 'vqpool[faiss]'``, the ``faiss-cpu`` wheel);
 where the ``faiss-gpu`` build is installed and sees a GPU, exact and IVF indexes are trained and
