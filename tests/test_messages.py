@@ -16,14 +16,14 @@ def test_a_mistyped_upstream_suggests_the_builtin_names_before_hub_advice(tmp_pa
     with pytest.raises(ParameterError) as caught:
         load_upstream("logmell")
     message = str(caught.value)
-    assert message.startswith("upstream 'logmell' is not a built-in upstream: did you mean logmel?")
-    assert "built-in upstreams are logmel and ge2e" in message
+    assert message.startswith("upstream 'logmell' is not a registered upstream: did you mean logmel?")
+    assert "registered upstreams are logmel, ge2e;" in message
     assert message.index("did you mean") < message.index("Hugging Face")
     rows = [{"id": "a", "path": "a.wav", "label": "x", "split": "train"}]
     write_manifest(rows, tmp_path / "m.csv")
     assert main(["extract", "--upstream", "GE2", "--manifest", str(tmp_path / "m.csv"),
                  "--out", str(tmp_path / "s")]) == 1
-    assert "--upstream 'GE2' is not a built-in upstream: did you mean ge2e?" in capsys.readouterr().err
+    assert "--upstream 'GE2' is not a registered upstream: did you mean ge2e?" in capsys.readouterr().err
     # a name like no built-in gets the hub advice alone
     with pytest.raises(ParameterError) as caught:
         load_upstream("facebook/wav2vec2-nothing")

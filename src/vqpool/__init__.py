@@ -15,6 +15,8 @@ _PUBLIC = {
     "CorpusStats": "vqpool.pooling",
     "PoolOptions": "vqpool.pooling",
     "register_method": "vqpool.pooling",
+    "register_upstream": "vqpool.upstream",
+    "register_code_source": "vqpool.upstream",
     "heads": "vqpool.pooling.heads",
     "hear": "vqpool.hear",
     "Encoder": "vqpool.encode",
@@ -35,7 +37,9 @@ __all__ = [
     "hear",
     "index",
     "pool",
+    "register_code_source",
     "register_method",
+    "register_upstream",
 ]
 
 if TYPE_CHECKING:
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
         register_method,
     )
     from vqpool.store import FeatureStore
+    from vqpool.upstream import register_code_source, register_upstream
 
 
 def __getattr__(name: str) -> Any:

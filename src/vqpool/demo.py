@@ -261,7 +261,7 @@ def _compare_codes(out: Path, rows: list[dict], corpus: str, task: str, results:
     if not (codec / "config.json").is_file():
         # The codec runs clip by clip and is the comparison's main cost: at the frames' 16 kHz
         # (no resampling), the smallest bandwidth just the levels used, and the largest stride
-        # first (half the CPU time of encodec_24khz's order, measured).
+        # first (cheaper than encodec_24khz's order).
         save_random_encodec(codec, sample_rate=16000,
                             bandwidths=(0.2 * settings.codebooks, 1.6), ratios=(2, 4, 5, 8))
     sources: dict[str, str | CodesFrom] = {

@@ -16,13 +16,21 @@ from torch import Tensor
 from vqpool._version import versions
 from vqpool.audio import conform
 from vqpool.batching import forward, plan_batches, prefetched, windows
+from vqpool.defaults import DEFAULT_METHOD
 from vqpool.errors import ParameterError, VqpoolError
 from vqpool.io import load_tagged, save_tagged
 from vqpool.pooling import CorpusStats, PoolOptions, frame_weights, get_method, pool
 from vqpool.progress import progress_bar
 from vqpool.sources import Clip, clips_of
-from vqpool.upstream import CodesFrom, CodeSource, KMeansCodebook, Upstream, load_upstream
-from vqpool.upstream.codes import load_code_source
+from vqpool.upstream import (
+    CodesFrom,
+    CodeSource,
+    KMeansCodebook,
+    Upstream,
+    load_upstream,
+    with_codes,
+)
+from vqpool.upstream.codes import OwnCodebook
 
 BUNDLE_FORMAT = "vqpool-encoder"
 BUNDLE_VERSION = 1
@@ -42,7 +50,7 @@ class Encoder:
     def __init__(
         self,
         upstream: str | Upstream = "logmel",
-        method: str = "vq-lp",
+        method: str = DEFAULT_METHOD,
         *,
         layers: str = "mean",
         codebook: str | os.PathLike | KMeansCodebook | None = None,
@@ -70,13 +78,8 @@ class Encoder:
         self.batch_seconds, self.chunk_seconds, self.overlap_seconds = batch_seconds, chunk_seconds, overlap_seconds
         self.prefetch = prefetch  # batches of audio read and resampled by threads while the model runs
         if isinstance(upstream, Upstream):
-            if codebook is not None and codes_from is not None:
-                raise ParameterError("codes_from", "replaces the upstream's codes: give it or {codebook}, not both")
-            if codebook is not None:
-                upstream.attach_codebook(_codebook(codebook))
-            if codes_from is not None:
-                upstream.attach_codes(load_code_source(codes_from, upstream, allow_download=allow_download))
-            self.upstream = upstream
+            self.upstream = with_codes(upstream, codebook=codebook, codes_from=codes_from,
+                                       allow_download=allow_download)
         else:
             self.upstream = load_upstream(upstream, layers=layers, codebook=codebook, codes_from=codes_from,
                                           device=device, allow_download=allow_download)
@@ -165,7 +168,7 @@ class Encoder:
             codebook = KMeansCodebook.fit(pooled, num_codebooks=num_codebooks, codebook_size=codebook_size,
                                           seed=seed, upstream=self.upstream.name, layer=self.upstream.layers,
                                           max_frames=max_frames, num_utterances=len(clips))
-            self.upstream.attach_codebook(codebook)
+            self.upstream.use_codes(OwnCodebook(codebook, self.upstream))
         if self.stats is None and get_method(self.method).needs_stats:
             self.stats = CorpusStats.fit(
                 ((frames, lengths, codes) for _, frames, lengths, codes in self._batches(clips, progress)),
@@ -270,6 +273,3 @@ class Encoder:
         return conform(data, rate, self.upstream.sample_rate, clip.meta.get("path") or clip.id,
                        min_samples=self.upstream.min_samples)
 
-
-def _codebook(codebook: str | os.PathLike | KMeansCodebook) -> KMeansCodebook:
-    return codebook if isinstance(codebook, KMeansCodebook) else KMeansCodebook.load(codebook)

@@ -82,9 +82,12 @@ def test_two_extractions_started_together_never_leave_wrong_data(fsdd_root, tmp_
         assert len(FeatureStore(out)) == 30 and verify(out) == []
         refused = [r for r in pair if r.returncode != 0]
         assert len(refused) <= 1, [r.stderr[-500:] for r in pair]
-        for result in refused:  # the other one found the store done, or was refused at once:
+        for result in refused:  # the other one was refused at once, or came after and found it done
+            assert "Traceback" not in result.stderr
+            if "already holds a complete feature store" in result.stderr:
+                continue
             assert "another vqpool process is writing this store (pid " in result.stderr
-            assert f"on host {socket.gethostname()}" in result.stderr and "Traceback" not in result.stderr
+            assert f"on host {socket.gethostname()}" in result.stderr
 
 
 def test_a_second_writer_is_refused_at_once_and_a_dead_one_blocks_nothing(fsdd_root, tmp_path, capsys):

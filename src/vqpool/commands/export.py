@@ -20,14 +20,15 @@ EPILOG = """examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from vqpool.commands.index import add_pooling_arguments
+    from vqpool.defaults import DEFAULT_METHOD
 
     parser = subparsers.add_parser(
         "export", help="pooled vectors as NumPy, Parquet or a Hugging Face dataset",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_pooling_arguments(parser)
-    parser.add_argument("--methods", default="ap,vq-lp",
-                        help="comma-separated methods, or 'all' (default: ap,vq-lp)")
+    parser.add_argument("--methods", default=f"ap,{DEFAULT_METHOD}",
+                        help=f"comma-separated methods, or 'all' (default: ap,{DEFAULT_METHOD})")
     parser.add_argument("--format", required=True, help="npy, parquet or hf")
     parser.add_argument("--out", required=True, help="the folder (npy, hf) or file (parquet) to write")
     parser.set_defaults(run=run)

@@ -2,6 +2,8 @@
 
 import argparse
 
+from vqpool.defaults import DEFAULT_METHOD
+
 DESCRIPTION = """\
 Pool every utterance of a feature store with one pooling method (corpus statistics fitted on the
 training split, as `vqpool bench` does), L2-normalise the vectors and index them with FAISS, in a
@@ -52,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     build = actions.add_parser("build", help="pool a store with one method and index it", **text)
     add_pooling_arguments(build)
-    build.add_argument("--method", default="vq-lp", help="the pooling method (default: vq-lp)")
+    build.add_argument("--method", default=DEFAULT_METHOD, help=f"the pooling method (default: {DEFAULT_METHOD})")
     build.add_argument("--out", required=True, help="the index folder to write")
     build.add_argument("--kind", default="flat", help="flat (exact, default), ivf or hnsw")
     build.add_argument("--nlist", type=int, help="ivf: inverted lists (default: ~4 sqrt(N))")

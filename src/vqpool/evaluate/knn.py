@@ -39,7 +39,7 @@ TIE = 1e-12
 # float64 elements of the candidate rows re-scored at once: 2^22 doubles = 32 MiB.
 RESCORE_ELEMENTS = 1 << 22
 # float64 elements of the training rows whose norms a CPU takes at once: 2 MiB, within a core's
-# L2 cache and far below glibc's mmap threshold (32 MiB slices measured 3x slower on 2 threads).
+# L2 cache and far below glibc's mmap threshold (larger slices were slower; docs/benchmarks.md).
 SLICE_ELEMENTS = 1 << 18
 # Training rows FAISS searches a call, normalised into one buffer reused for each slice, and
 # its BLAS blocks: a full normalised copy of a large set, or FAISS's block of distances, over

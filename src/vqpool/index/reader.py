@@ -214,15 +214,17 @@ class Index:
         if device in self._encoders:
             return self._encoders[device]
         from vqpool.encode import Encoder
+        from vqpool.upstream import CodesFrom
 
         described = self.header.get("upstream") or {}
         spec = described.get("spec")
         if not spec:
             raise VqpoolError(f"{self.path}: the store records no upstream: query with vectors "
                               "or ids, not audio")
-        if described.get("codes") not in (None, "codebook", "quantizer"):
-            raise VqpoolError(f"{self.path}: the store's codes came from {described['codes']}, "
-                              "which audio queries cannot reproduce; query with vectors or ids")
+        source = described.get("code_source")
+        codes_from = None
+        if source:  # codes from elsewhere: the same source, from the same (absolute) place
+            codes_from = CodesFrom(**{**source.get("request", {}), **({"spec": source["path"]} if source.get("path") else {})})
         codebook = self.header.get("codebook")
         codebook_path = None
         if codebook:
@@ -233,8 +235,12 @@ class Index:
                                   "gone, so audio cannot be coded as the store was; query with "
                                   "vectors or ids")
         encoder = Encoder(spec, self.method, layers=self.header.get("layers") or "mean",
-                          codebook=codebook_path, stats=self.stats, device=device,
-                          **self.options.as_dict())
+                          codebook=codebook_path, codes_from=codes_from, stats=self.stats,
+                          device=device, **self.options.as_dict())
+        if encoder.upstream.codes is not None and encoder.upstream.codes.looks_up is not None:
+            raise VqpoolError(f"{self.path}: the store's codes are looked up by utterance "
+                              f"({encoder.upstream.codes.kind}), which audio queries cannot "
+                              "reproduce; query with vectors or ids")
         self._encoders[device] = encoder
         return encoder
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vqpool._version import __version__
+from vqpool.defaults import DEFAULT_METHOD
 from vqpool.errors import ParameterError
 from vqpool.index.format import (
     CODEBOOK,
@@ -48,7 +49,7 @@ RECALL_K = 10
 def build(
     store: Any,
     out: str | os.PathLike,
-    method: str = "vq-lp",
+    method: str = DEFAULT_METHOD,
     *,
     split: str = "train",
     splits: Sequence[str] | str | None = None,

@@ -1,5 +1,6 @@
 """Pooling: frames ``[B, L, D]`` (+ codes ``[B, L, G]``) -> one vector per utterance."""
 
+from vqpool.defaults import DEFAULT_METHOD
 from vqpool.pooling.api import frame_weights, pool
 from vqpool.pooling.builtins import HEADS, METHODS
 from vqpool.pooling.options import DEFAULT_OPTIONS, SEMANTICS, PoolOptions
@@ -16,6 +17,7 @@ from vqpool.pooling.registry import (
 from vqpool.pooling.stats import CorpusStats
 
 __all__ = [
+    "DEFAULT_METHOD",
     "DEFAULT_OPTIONS",
     "HEADS",
     "METHODS",

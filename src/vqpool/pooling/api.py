@@ -5,6 +5,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vqpool.defaults import DEFAULT_METHOD
 from vqpool.errors import ParameterError, VqpoolError
 from vqpool.pooling import kernels, weights
 from vqpool.pooling.masking import length_mask, weighted_average
@@ -20,7 +21,7 @@ def pool(
     frames: Tensor,
     lengths: Tensor,
     codes: Tensor | None = None,
-    method: str = "vq-lp",
+    method: str = DEFAULT_METHOD,
     stats: CorpusStats | None = None,
     *,
     semantics: str = "paper",
@@ -67,7 +68,7 @@ def pool(
 def frame_weights(
     lengths: Tensor,
     codes: Tensor | None,
-    method: str = "vq-lp",
+    method: str = DEFAULT_METHOD,
     stats: CorpusStats | None = None,
     *,
     semantics: str = "paper",
@@ -146,9 +147,8 @@ def _checked_codes(
 
 def _zero_padded(codes: Tensor, lengths: Tensor) -> bool:
     """Whether every code beyond each utterance's length is 0 already, as stores and upstreams
-    pad them. Checked only for large batches on a CPU, where it saves a fresh [B, L, G] copy
-    (int32 codes, B=256, L=800, G=32: 9-10 ms against 3.5-4 ms for this check); a small copy
-    costs less than the check's loop, and on a GPU the loop would synchronise per utterance.
+    pad them. Checked only for large batches on a CPU, where it costs less than the fresh
+    [B, L, G] copy it saves (docs/benchmarks.md); a small copy costs less than the check's loop, and on a GPU the loop would synchronise per utterance.
     A compiled loop checks in one pass where numba is installed (`kernels.zero_padded`)."""
     if codes.device.type != "cpu" or codes.numel() < ZERO_CHECK_ELEMENTS:
         return False

@@ -3,13 +3,12 @@
 With 8-32 codebooks (codecs) a method's work is a scatter into a table and a gather from it per
 code: as PyTorch ops on a CPU that costs 4-5 ns a code, as much as AP's whole pass over the
 frames. A compiled loop (`kernel_loops`) keeps one utterance's table in cache and touches each
-code two or three times, at about 2 ns a code. Each function here computes exactly what the
+code two or three times. Each function here computes exactly what the
 batched PyTorch code of `partitions` and `weights` computes, which serves GPUs and CPUs
 without numba; the tests compare the two. ``codes [B, L, G]`` are integers in ``[0, values)``
 and ``lengths [B]`` count each utterance's true frames (the mask is a prefix, as `length_mask`
 makes it); padding is never read: its counts are 0 and its labels -1. The loops run on one
-thread: two threads over halves of the batch measured from 1.7x faster to 1.5x slower on a
-shared 2-core machine.
+thread: splitting a batch over threads did not pay reliably (docs/benchmarks.md).
 """
 
 import functools

@@ -6,8 +6,8 @@ from torch import Tensor
 from vqpool.tensors import length_mask as length_mask  # re-exported for pooling
 
 # Frames stored in half precision are widened to fp32 a chunk of utterances of about this
-# many values at a time, which stays in the CPU cache: a whole-batch fp32 copy made fp16
-# pooling 6x slower than fp32 (B=256, L=200, D=768). A GPU converts the whole batch at once.
+# many values at a time, which stays in the CPU cache (a whole-batch fp32 copy would not;
+# docs/benchmarks.md). A GPU converts the whole batch at once.
 CHUNK_VALUES = 2**20
 # Codes [B, L, G] are worked on a chunk of utterances of about this many codes at a time on a
 # CPU: filling fresh whole-batch temporaries costs more than the arithmetic (a tuple hash of

@@ -23,7 +23,7 @@ from vqpool.pooling.stats import code_tuple_ids, exact_tuple_ids, summed_tuple_h
 NO_PART = kernels.NO_PART
 SHIFTS = 8  # offsets _next_disjoint rules out from runs before chasing the rare long ones
 # _next_disjoint's chunks (2 MiB of int32 codes): read from memory once, then worked in cache;
-# at 2^17 codes a chunk the calls' own cost outweighed the cache they save (L = 50, 200)
+# smaller chunks cost more in calls than the cache saves (docs/benchmarks.md)
 SHIFT_CHUNK_CODES = 2**19
 TABLE_ENTRIES = 1 << 18  # per_code's (utterance, codebook, code) table: 1 MiB of int32
 # per_code zeroes its table after a chunk that has at least 1/DENSE_RESET code a table entry (one
@@ -328,7 +328,7 @@ def _fold_codebooks(flags: Tensor, *, every: bool) -> Tensor:
     """AND (``every``) or OR over the last dimension. With few codebooks an explicit loop is
     much faster than a PyTorch reduction over a last dimension of size G; with many (codecs:
     8 to 32), so is reading 8 flags at once as one int64 word (a bool is one byte, 0 or 1),
-    padded to a multiple of 8 with flags that change nothing: 10x faster than ``all(-1)``."""
+    padded to a multiple of 8 with flags that change nothing, beats ``all(-1)``."""
     groups = flags.shape[-1]
     if groups <= FEW_CODEBOOKS:
         return functools.reduce(torch.logical_and if every else torch.logical_or, flags.unbind(-1))

@@ -3,8 +3,8 @@
 An upstream's network gives a stack of frame-level representations ("layers": the hidden states
 of a transformer, the outputs of an LSTM's layers, or a single log-mel layer) plus, for some
 models, named extra representations (``"cnn"``) and codes from the model's own quantizer. The
-``layers`` option picks what the frames are; codes come from the model's quantizer or from a
-k-means codebook applied to the representation the codebook was fitted on.
+``layers`` option picks what the frames are; the codes come from one `CodeSource`
+(`vqpool.upstream.codes`): the model's quantizer, a k-means codebook fitted on it, or elsewhere.
 """
 
 from __future__ import annotations
@@ -122,49 +122,40 @@ class Upstream(ABC):
     named_dims: dict[str, int]  # dimension of each extra named representation
     pads_safely: bool = True  # False: zero padding changes the frames, so batch equal lengths only
     min_samples: int  # the shortest input giving one frame
-    num_codebooks: int | None = None
-    codebook_size: int | None = None
-    code_source: CodeSource | None = None  # codes from elsewhere (`attach_codes`)
+    codes: CodeSource | None = None  # where the frames' codes come from (`use_codes`)
 
-    def __init__(
-        self,
-        *,
-        layers: str = "mean",
-        codebook: KMeansCodebook | None = None,
-        device: str | torch.device = "cpu",
-    ) -> None:
+    def __init__(self, *, layers: str = "mean", device: str | torch.device = "cpu") -> None:
         self.layers = layers
         self.selection = self._parse(layers)
         self.device = resolve_device(device)
-        self.codebook = None
-        if codebook is not None:
-            self.attach_codebook(codebook)
+        self.codes = self.own_codes()
 
-    def attach_codebook(self, codebook: KMeansCodebook) -> None:
-        """Take codes from ``codebook`` (fitted on this upstream) from now on."""
-        self.codebook_selection = self.codebook_input(codebook)
-        self.codebook, self.code_source = codebook, None
-        self.num_codebooks, self.codebook_size = codebook.num_codebooks, codebook.codebook_size
+    def own_codes(self) -> CodeSource | None:
+        """The codes the network gives itself (a quantizer's), if any."""
+        return None
 
-    def codebook_input(self, codebook: KMeansCodebook) -> list[Selection]:
-        """The selections whose concatenation ``codebook`` quantizes; refuses a codebook of
-        another upstream or dimension."""
-        selections = [self._parse(layer) for layer in codebook.layers]
-        expected_dim = sum(map(self.dim_of, selections))
-        if codebook.upstream != self.name or codebook.dim != expected_dim:
-            raise VqpoolError(
-                f"codebook {codebook.path}: fitted on {codebook.upstream!r} layer "
-                f"{','.join(codebook.layers)!r} (dimension {codebook.dim}), not on {self.name!r} "
-                f"(dimension {expected_dim}); fit one for this upstream with "
-                "`vqpool codebook fit`"
-            )
-        return selections
+    def use_codes(self, source: CodeSource | None) -> None:
+        """Take the codes from ``source`` from now on (`vqpool.upstream.codes`), aligned to this
+        upstream's frames; None: the network's own, if any."""
+        self.codes = self.own_codes() if source is None else source
 
-    def attach_codes(self, source: CodeSource) -> None:
-        """Take codes from ``source`` (a codec, another upstream's codebook, unit files) from
-        now on, aligned to this upstream's frames (`vqpool.upstream.codes.align_codes`)."""
-        self.codebook, self.code_source = None, source
-        self.num_codebooks, self.codebook_size = source.num_codebooks, source.codebook_size
+    @property
+    def num_codebooks(self) -> int | None:
+        return None if self.codes is None else self.codes.num_codebooks
+
+    @property
+    def codebook_size(self) -> int | None:
+        return None if self.codes is None else self.codes.codebook_size
+
+    @property
+    def codebook(self) -> KMeansCodebook | None:
+        """The k-means codebook fitted on this upstream that gives its codes (``codebook=``)."""
+        return self.codes.codebook if self.codes is not None and self.codes.kind == "codebook" else None
+
+    @property
+    def code_source(self) -> CodeSource | None:
+        """The source of codes from elsewhere (``codes_from=``), if the codes come from one."""
+        return self.codes if self.codes is not None and self.codes.from_elsewhere else None
 
     @property
     def dim(self) -> int:
@@ -192,10 +183,6 @@ class Upstream(ABC):
         """JSON-able description for store headers: enough to redo the extraction."""
         import numpy
 
-        if self.code_source is not None:
-            codes = self.code_source.kind
-        else:
-            codes = "codebook" if self.codebook is not None else "quantizer" if self.num_codebooks else None
         return {
             "spec": self.name,
             "kind": self.kind,
@@ -205,7 +192,7 @@ class Upstream(ABC):
             "sample_rate": self.sample_rate,
             "frame_rate": self.frame_rate,
             "pads_safely": self.pads_safely,
-            "codes": codes,
+            "codes": None if self.codes is None else self.codes.kind,
             "num_codebooks": self.num_codebooks,
             "codebook_size": self.codebook_size,
             "codebook": None if self.codebook is None else self.codebook.describe(),
@@ -273,16 +260,10 @@ class Upstream(ABC):
         num_frames = int(frame_lengths.max())
         valid = length_mask(frame_lengths, num_frames)
         frames = select_layers(hidden, selection)[:, :num_frames] * valid[..., None]
-        if self.code_source is not None:
-            codes = self.code_source.frame_codes(self, waveforms, lengths, hidden, frame_lengths,
-                                                 keys or Keys())
-        elif self.codebook is not None:
-            codebook_input = select_layers(hidden, self.codebook_selection)
-            codes = self.codebook.encode(codebook_input[:, :num_frames])
-        else:
-            codes = None if hidden.codes is None else hidden.codes[:, :num_frames]
-        if codes is not None:
-            codes = codes * valid[..., None]
+        codes = None
+        if self.codes is not None:
+            found = self.codes.frame_codes(self, waveforms, lengths, hidden, frame_lengths, keys or Keys())
+            codes = found * valid[..., None]
         return UpstreamOutput(frames, frame_lengths, codes)
 
     def _run_by_length(

@@ -109,7 +109,7 @@ class KMeansCodebook:
                 n_clusters=codebook_size, random_state=seed, n_init=3, batch_size=1024
             )
             # One thread: torch's OpenMP workers, still spinning after the upstream ran, starve
-            # scikit-learn's BLAS and OpenMP threads (10x slower measured); 1024-frame mini
+            # scikit-learn's BLAS and OpenMP threads (docs/benchmarks.md); 1024-frame mini
             # batches gain little from threads anyway.
             with threadpool_limits(limits=1):
                 kmeans.fit(chunk)

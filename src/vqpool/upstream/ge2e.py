@@ -22,6 +22,7 @@ from vqpool.errors import VqpoolError
 from vqpool.tensors import length_mask
 from vqpool.upstream.base import Hidden
 from vqpool.upstream.logmel import MelUpstream
+from vqpool.upstream.registry import register_upstream
 
 TARGET_DBFS = -30.0
 
@@ -84,3 +85,7 @@ class GE2E(MelUpstream):
 
     def describe(self) -> dict:
         return {**super().describe(), "weights": str(self.weights)}
+
+
+register_upstream(GE2E.kind, lambda spec, *, allow_download, **options: GE2E(**options), builtin=True,
+                  description="the GE2E speaker encoder (weights from the resemblyzer wheel)")

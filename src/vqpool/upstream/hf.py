@@ -9,16 +9,18 @@ from a k-means codebook. Loading is offline unless the caller allows a download.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from vqpool.errors import ParameterError, VqpoolError
+from vqpool.errors import VqpoolError
 from vqpool.tensors import length_mask
 from vqpool.upstream.base import Hidden, Upstream
+from vqpool.upstream.codes import CodeSource, QuantizerCodes
+from vqpool.upstream.hub import load_config, missing_model, unloadable_weights
+from vqpool.upstream.registry import register_upstream, upstream_names
 
 
 def normalize_waveforms(waveforms: Tensor, lengths: Tensor) -> Tensor:
@@ -34,85 +36,16 @@ def normalize_waveforms(waveforms: Tensor, lengths: Tensor) -> Tensor:
 
 
 def near_names(spec: str) -> list[str]:
-    """The built-in upstreams that ``spec`` looks like a typo of, closest first."""
+    """The registered upstreams that ``spec`` looks like a typo of, closest first."""
     from difflib import get_close_matches
 
-    from vqpool.upstream import BUILTIN_UPSTREAMS
-
-    return get_close_matches(spec.lower(), BUILTIN_UPSTREAMS, n=len(BUILTIN_UPSTREAMS), cutoff=0.6)
-
-
-def _missing_model(spec: str, allow_download: bool, error: Exception, parameter: str = "upstream") -> VqpoolError:
-    from huggingface_hub.constants import HF_HUB_CACHE, HF_HUB_OFFLINE
-
-    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:  # a path, not "namespace/name"
-        return VqpoolError(f"{spec}: no such model directory")
-    from vqpool.upstream import BUILTIN_UPSTREAMS
-
-    near = near_names(spec) if parameter == "upstream" else []  # codes_from names no upstream
-    guess = (f"{spec!r} is not a built-in upstream: did you mean {' or '.join(near)}? (The "
-             f"built-in upstreams are {' and '.join(BUILTIN_UPSTREAMS)}; any other name is taken "
-             "for a transformers model.) As a model, ") if near else ""
-    model = "it" if near else f"model {spec!r}"
-    if allow_download and not HF_HUB_OFFLINE:
-        return ParameterError(parameter, f"{guess}{model} could not be downloaded from the "
-                              f"Hugging Face hub: {error}")
-    how = (
-        "unset HF_HUB_OFFLINE and allow downloads ({allow_download}) to fetch it"
-        if HF_HUB_OFFLINE
-        else "allow downloads ({allow_download}) to fetch it once"
-    )
-    return ParameterError(
-        parameter, f"{guess}{model} is neither a local directory nor in the Hugging Face "
-        f"cache ({HF_HUB_CACHE}). Download it into that cache ({how}, or run `hf download {spec}`), "
-        "or pass the path of a directory holding its config.json, weights and "
-        "preprocessor_config.json."
-    )
+    names = named_upstreams()
+    return get_close_matches(spec.lower(), names, n=len(names), cutoff=0.6)
 
 
-WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-           "pytorch_model.bin.index.json")
-
-
-def _unloadable_weights(folder: Path, error: Exception) -> VqpoolError:
-    """One line naming the weights file that could not be loaded, and why."""
-    found = [folder / name for name in WEIGHTS if (folder / name).is_file()]
-    where = found[0] if found else folder
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    if "weights_only" in str(error) or "Unpickl" in type(error).__name__:
-        why = ("it holds Python objects besides tensors, and loading those could run any code; "
-               "vqpool loads tensors only: use the model's safetensors file, or a copy from its source")
-    else:
-        why = f"damaged or not a weights file ({type(error).__name__}: {text[:160]})"
-    return VqpoolError(f"{where}: cannot load the model's weights: {why}")
-
-
-def refuse_custom_code(spec: str, parameter: str = "upstream") -> None:
-    """A model folder whose config maps to its own Python code (``auto_map``) is refused: vqpool
-    never runs code that comes with a model (transformers would ask on stdin)."""
-    config = Path(spec) / "config.json"
-    try:
-        mapped = config.is_file() and "auto_map" in json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError):
-        return  # transformers names what is wrong with the file
-    if mapped:
-        raise ParameterError(parameter, f"{spec!r} needs its own Python code (auto_map in "
-                             f"{config}); vqpool runs no code from a model folder")
-
-
-def load_config(spec: str, allow_download: bool, parameter: str = "upstream") -> Any:
-    """A transformers model's config from a folder, or the hub (cache only unless downloads are
-    allowed); what is missing is said in one error naming ``parameter``."""
-    from transformers import AutoConfig
-
-    refuse_custom_code(spec, parameter)
-    try:
-        return AutoConfig.from_pretrained(spec, local_files_only=not allow_download,
-                                          trust_remote_code=False)
-    except (OSError, ValueError) as error:
-        if Path(spec).is_dir():
-            raise VqpoolError(f"{spec}: not a transformers model directory ({error})") from error
-        raise _missing_model(spec, allow_download, error, parameter) from error
+def named_upstreams() -> list[str]:
+    """The registered upstreams other than this module's, which takes every other name."""
+    return [name for name in upstream_names() if name != TransformersUpstream.kind]
 
 
 def _load(spec: str, allow_download: bool) -> tuple[Any, dict[str, Any]]:
@@ -120,21 +53,21 @@ def _load(spec: str, allow_download: bool) -> tuple[Any, dict[str, Any]]:
     from transformers import AutoFeatureExtractor, AutoModel, AutoModelForPreTraining
 
     local_only = not allow_download
-    config = load_config(spec, allow_download)
+    config = load_config(spec, allow_download, near=near_names(spec), known=named_upstreams())
     pretraining = any(name.endswith("ForPreTraining") for name in config.architectures or ())
     loader = AutoModelForPreTraining if pretraining else AutoModel
     try:
         model = loader.from_pretrained(spec, local_files_only=local_only, trust_remote_code=False)
     except OSError as error:
         if Path(spec).is_dir():
-            raise _unloadable_weights(Path(spec), error) from None
-        raise _missing_model(spec, allow_download, error) from error
+            raise unloadable_weights(Path(spec), error) from None
+        raise missing_model(spec, allow_download, error, near=near_names(spec), known=named_upstreams()) from error
     except ValueError as error:
         raise VqpoolError(
             f"{spec}: model type {config.model_type!r} is not a speech encoder ({error})"
         ) from error
     except Exception as error:  # damaged weights: safetensors, pickle and torch raise many types
-        raise _unloadable_weights(Path(spec), error) from None
+        raise unloadable_weights(Path(spec), error) from None
     try:
         processor = AutoFeatureExtractor.from_pretrained(spec, local_files_only=local_only,
                                                          trust_remote_code=False)
@@ -177,12 +110,14 @@ class TransformersUpstream(Upstream):
         # Group norm in the first conv normalises over time, so zero padding changes the frames.
         self.pads_safely = getattr(config, "feat_extract_norm", "group") == "layer"
         self.min_samples = self._receptive_field()
-        if self.quantizer is not None:
-            self.num_codebooks = self.quantizer.num_groups
-            self.codebook_size = self.quantizer.num_vars
         super().__init__(**options)
         # fp32 whatever the checkpoint's dtype; eval() disables dropout, masking and Gumbel noise.
         self.model.float().to(self.device).eval()
+
+    def own_codes(self) -> CodeSource | None:
+        if self.quantizer is None:
+            return None
+        return QuantizerCodes(self, self.quantizer.num_groups, self.quantizer.num_vars)
 
     def _receptive_field(self) -> int:
         """Samples one output frame sees: the shortest input that gives a frame."""
@@ -219,7 +154,7 @@ class TransformersUpstream(Upstream):
         # that norm. Keep the version-independent definition.
         layers = [*outputs.hidden_states[:-1], outputs.last_hidden_state]
         codes = None
-        if self.quantizer is not None and self.codebook is None and self.code_source is None:
+        if self.codes is not None and self.codes.kind == "quantizer":  # not replaced
             logits = self.quantizer.weight_proj(outputs.extract_features)
             shape = (self.quantizer.num_groups, self.quantizer.num_vars)
             codes = logits.unflatten(-1, shape).argmax(dim=-1)
@@ -238,3 +173,11 @@ class TransformersUpstream(Upstream):
             **self.preprocessing,
         }
         return description
+
+
+register_upstream(
+    TransformersUpstream.kind,
+    lambda spec, *, allow_download, **options: TransformersUpstream(spec, allow_download=allow_download, **options),
+    fallback=True, builtin=True,
+    description="any transformers speech encoder with a CNN front end (hub id or folder): "
+                "wav2vec 2.0 with its quantizer, HuBERT, WavLM, data2vec-audio, ...")

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from vqpool.tensors import length_mask
 from vqpool.upstream.base import Hidden, Upstream
+from vqpool.upstream.registry import register_upstream
 
 
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
@@ -130,3 +131,7 @@ class LogMel(MelUpstream):
                 "cmvn": True,
             },
         }
+
+
+register_upstream(LogMel.kind, lambda spec, *, allow_download, **options: LogMel(**options), builtin=True,
+                  description="80 log-mel bands every 10 ms at 16 kHz (no model)")
