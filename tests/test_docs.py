@@ -69,3 +69,21 @@ def test_the_wheel_ships_the_methods_page(tmp_path):
         assert shipped == ["vqpool-0.1.0.data/data/share/doc/vqpool/methods.md"]
         assert archive.read(shipped[0]) == METHODS_DOC.read_bytes()
 
+
+def test_every_docs_page_is_in_the_site_and_every_readme_link_leads_somewhere():
+    import yaml
+
+    def pages(nav):
+        for entry in nav:
+            for value in entry.values():
+                yield from pages(value) if isinstance(value, list) else [value]
+
+    config = yaml.safe_load((REPO / "mkdocs.yml").read_text())
+    in_nav = set(pages(config["nav"]))
+    on_disk = {str(p.relative_to(REPO / "docs")) for p in (REPO / "docs").rglob("*.md")}
+    assert on_disk == in_nav
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#]+?)(?:#[^)]*)?\)", readme)
+    local = [link for link in links if "://" not in link]
+    assert any(link.startswith("docs/") for link in local)
+    assert [link for link in local if not (REPO / link).exists()] == []
