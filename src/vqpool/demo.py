@@ -35,8 +35,7 @@ DEMO_UPSTREAMS = ("logmel", "ge2e")
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sized so the whole demo runs in a few minutes on two shared CPU cores (README's "Demo
-    output" has the measured times)."""
+    """Sized so the whole demo runs in a few minutes on two shared CPU cores (docs/demo.md has the measured times)."""
 
     upstreams: tuple[str, ...] = DEMO_UPSTREAMS
     words: str = "speechcommands"  # the 35 words; a comma-separated list makes a smaller corpus

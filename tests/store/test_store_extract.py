@@ -14,6 +14,7 @@ import pytest
 import soundfile
 import torch
 
+from recordings import spread
 from tiny_models import make_wav2vec2_pretraining
 from vqpool.cli import main
 from vqpool.errors import BadAudioError, VqpoolError
@@ -38,7 +39,7 @@ def one_thread():
 
 
 def fsdd_rows(fsdd_root: Path, count: int, step: int = 7) -> list[dict[str, str]]:
-    files = sorted(fsdd_root.glob("*.wav"))[::step][:count]
+    files = spread(sorted(fsdd_root.glob("*.wav")), count, step)
     splits = ("train", "train", "test")
     return [{"id": f.stem, "path": str(f), "label": f.stem[0], "split": splits[k % 3]} for k, f in enumerate(files)]
 
@@ -330,7 +331,7 @@ def test_a_store_started_through_a_symlink_resumes_from_the_prepared_manifest(fs
     # A data folder reached through a symlink: in-memory rows keep the link's spelling, while the
     # manifest `vqpool data prepare` writes resolves it. Both name the same files: one job.
     corpus = tmp_path / "corpus"
-    for k, wav in enumerate(sorted(fsdd_root.glob("*.wav"))[::97][:8]):
+    for k, wav in enumerate(spread(sorted(fsdd_root.glob("*.wav")), 8, 97)):
         folder = corpus / ("test" if k % 4 == 3 else "train") / wav.stem[0]
         folder.mkdir(parents=True, exist_ok=True)
         (folder / wav.name).symlink_to(wav)  # read in place

@@ -14,6 +14,7 @@ import soxr
 import torch
 from transformers import DacModel, EncodecModel, MimiModel
 
+from recordings import spread
 from tiny_models import make_dac, make_encodec, make_hubert, make_mimi, make_wav2vec2_pretraining
 from vqpool.audio import load_audio
 from vqpool.cli import main
@@ -50,7 +51,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, fsdd_root) -> Path:
     """Six FSDD recordings (8 kHz: resampled to 16 kHz, then to each codec's rate)."""
-    files = sorted(fsdd_root.glob("*.wav"))[::97][:6]
+    files = spread(sorted(fsdd_root.glob("*.wav")), 6, 97)
     rows = [{"id": f.stem, "path": str(f), "label": f.stem[0], "split": ("train", "train", "test")[k % 3]}
             for k, f in enumerate(files)]
     manifest = tmp_path_factory.mktemp("corpus") / "digits.csv"

@@ -20,7 +20,7 @@ SPEAKERS = ("george", "jackson", "lucas", "nicolas")
 def fsdd(root, speaker, take=4):
     """Different digits by one speaker, 16 kHz (FSDD is 8 kHz: this exercises resampling)."""
     return [
-        torch.from_numpy(load_audio(root / f"{digit}_{speaker}_3.wav", 16000))
+        torch.from_numpy(load_audio(root / f"{digit}_{speaker}_1.wav", 16000))
         for digit in range(take)
     ]
 

@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layers", default="mean", help="mean (default), last, N or a,b,c")
     parser.add_argument("--codebook", type=Path, help="k-means codebook for upstreams without a quantizer")
     codes = parser.add_argument_group(
-        "codes from elsewhere", "codes aligned to the frames by time (README: Codes from elsewhere)")
+        "codes from elsewhere", "codes aligned to the frames by time (docs/guide/extract.md)")
     codes.add_argument("--codes-from", metavar="SPEC",
                        help="a codec checkpoint (EnCodec, DAC, Mimi: folder, or hub id with --allow-download), "
                        "a k-means codebook of any upstream, a fairseq km.bin, or precomputed units "

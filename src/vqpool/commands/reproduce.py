@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="For each task: prepare its corpus, extract frames and codes (resumable), run "
         "the 1-NN benchmark of every unsupervised method and the linear probe of ap, sp, vq-lp, "
         "sap, asp and vap with the paper's hyper-parameters, then write the report beside the "
-        "paper's own figures. Expect a GPU and the README's disk budget.",
+        "paper's own figures. Expect a GPU and the disk budget of docs/reproduce.md.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  vqpool reproduce --upstream facebook/wav2vec2-base --tasks kws,ic \\\n"
         "      --roots kws=/data/speech_commands_v0.02,ic=/data/fluent_speech_commands_dataset \\\n"
