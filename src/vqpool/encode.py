@@ -30,6 +30,7 @@ from vqpool.upstream import (
     load_upstream,
     with_codes,
 )
+from vqpool.upstream.codebook import frame_sample
 from vqpool.upstream.codes import OwnCodebook
 
 BUNDLE_FORMAT = "vqpool-encoder"
@@ -156,15 +157,8 @@ class Encoder:
         clips = clips_of(inputs, sample_rate, audio_column=audio_column)
         if "codes" in missing:
             generator = torch.Generator().manual_seed(seed)
-            sample: list[Tensor] = []
-            total = 0
-            for _, frames, lengths, _ in self._batches(clips, progress):
-                mask = torch.arange(frames.shape[1], device=frames.device)[None] < lengths[:, None]
-                sample.append(frames[mask].float().cpu())
-                total += sample[-1].shape[0]
-            pooled = torch.cat(sample)
-            if total > max_frames:
-                pooled = pooled[torch.randperm(total, generator=generator)[:max_frames]]
+            batches = ((frames, lengths) for _, frames, lengths, _ in self._batches(clips, progress))
+            pooled = frame_sample(batches, max_frames, generator, stop_when_full=False)
             codebook = KMeansCodebook.fit(pooled, num_codebooks=num_codebooks, codebook_size=codebook_size,
                                           seed=seed, upstream=self.upstream.name, layer=self.upstream.layers,
                                           max_frames=max_frames, num_utterances=len(clips))

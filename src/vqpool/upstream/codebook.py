@@ -9,7 +9,7 @@ training frames, saved with its settings, and reused for every split.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -217,12 +217,11 @@ def sample_frames(
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(paths), generator=generator).tolist()
     expected = frames_in(upstream, paths, order, max_frames) if progress else max_frames
-    collected: list[Tensor] = []
-    total = used = 0
-    with progress_bar(progress, total=expected, desc="codebook frames", unit="frame") as bar:
+    used = 0
+
+    def outputs() -> Iterator[tuple[Tensor, Tensor]]:
+        nonlocal used
         for start in range(0, len(order), batch_size):
-            if total >= max_frames:
-                break
             try:
                 audio = [
                     torch.from_numpy(
@@ -235,14 +234,40 @@ def sample_frames(
             lengths = torch.tensor([len(waveform) for waveform in audio])
             waveforms = torch.nn.utils.rnn.pad_sequence(audio, batch_first=True)
             frames, frame_lengths, _ = upstream(waveforms, lengths, layers=layer)
-            collected.append(frames[length_mask(frame_lengths, frames.shape[1])].cpu())
             used += len(audio)
-            bar.update(min(collected[-1].shape[0], max_frames - total))  # the sample's frames only
-            total += collected[-1].shape[0]
-    frames = torch.cat(collected) if collected else torch.empty(0, 0)
-    if frames.shape[0] > max_frames:
-        frames = frames[torch.randperm(frames.shape[0], generator=generator)[:max_frames]]
+            yield frames, frame_lengths
+
+    with progress_bar(progress, total=expected, desc="codebook frames", unit="frame") as bar:
+        frames = frame_sample(outputs(), max_frames, generator, stop_when_full=True,
+                              on_batch=bar.update)
     return frames, used
+
+
+def frame_sample(
+    outputs: Iterable[tuple[Tensor, Tensor]],
+    max_frames: int,
+    generator: torch.Generator,
+    *,
+    stop_when_full: bool,
+    on_batch: Callable[[int], Any] | None = None,
+) -> Tensor:
+    """At most ``max_frames`` of the true frames of ``(frames [B, T, D], frame_lengths [B])``
+    batches, on the CPU, drawn at random with ``generator`` where there are more. With
+    ``stop_when_full`` the batches are read only until that many are in (callers then give them
+    in a random order); ``on_batch`` hears how many of each batch's frames the sample can use."""
+    collected: list[Tensor] = []
+    total = 0
+    for frames, frame_lengths in outputs:
+        collected.append(frames[length_mask(frame_lengths, frames.shape[1])].float().cpu())
+        if on_batch is not None:
+            on_batch(min(collected[-1].shape[0], max_frames - total))
+        total += collected[-1].shape[0]
+        if stop_when_full and total >= max_frames:
+            break
+    sample = torch.cat(collected) if collected else torch.empty(0, 0)
+    if sample.shape[0] > max_frames:
+        sample = sample[torch.randperm(sample.shape[0], generator=generator)[:max_frames]]
+    return sample
 
 
 def fit_codebook(
