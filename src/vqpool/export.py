@@ -31,6 +31,7 @@ import numpy as np
 from vqpool._version import __version__
 from vqpool.errors import ParameterError, VqpoolError, import_extra
 from vqpool.io import atomic_folder, atomic_path, check_replaceable, reserve
+from vqpool.pooling import PoolOptions, requested_options
 from vqpool.store import open_store
 from vqpool.vectors import CHUNK_ROWS, StorePooling, plan_pooling, pooled_chunks, select_rows
 
@@ -52,15 +53,13 @@ def export(
     split: str = "train",
     splits: Sequence[str] | str | None = None,
     stats: "CorpusStats | str | os.PathLike | None" = None,
-    semantics: str | None = None,
-    a: float | None = None,
-    smoothing: float | None = None,
-    options: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | PoolOptions | None = None,
     device: str = "cpu",
     max_frames: int | None = None,
     chunk_rows: int = CHUNK_ROWS,
     overwrite: bool = False,
     progress: bool = True,
+    **pool_options: Any,
 ) -> "Exported":
     """Pool the rows of ``splits`` (default all) of a store with each of ``methods`` (names or
     "all") and write them to ``out`` in ``format`` ("npy", "parquet" or "hf").
@@ -79,8 +78,8 @@ def export(
     check_replaceable(out, overwrite, lambda path: _is_export(path, format))
     store = open_store(store)
     rows = select_rows(store, splits)
-    pooling = plan_pooling(store, methods, split=split, stats=stats, semantics=semantics, a=a,
-                           smoothing=smoothing, options=options, max_frames=max_frames,
+    pooling = plan_pooling(store, methods, split=split, stats=stats,
+                           options=requested_options(options, pool_options), max_frames=max_frames,
                            progress=progress)
     clash = [m for m in pooling.methods if m in META_COLUMNS]
     if clash:

@@ -122,10 +122,7 @@ def extract(
     batch_seconds: float = 60.0,
     pooled_only: Sequence[str] | None = None,
     stats: "CorpusStats | None" = None,
-    semantics: str = "paper",
-    a: float = 1e-3,
-    smoothing: float = 1.0,
-    options: Mapping[str, Any] | None = None,
+    options: "Mapping[str, Any] | PoolOptions | None" = None,
     resume: bool = False,
     on_bad_audio: str = "error",
     keep_audio: Sequence[str] = (),
@@ -136,6 +133,7 @@ def extract(
     prefetch: int = 2,
     progress: bool = True,
     require_codes: bool = False,
+    **pool_options: Any,
 ) -> FeatureStore:
     """Extract every row's frames and codes (or pooled vectors) into the store at ``out``.
 
@@ -147,9 +145,9 @@ def extract(
 
     ``pooled_only`` keeps no frames, only vectors pooled on the fly (always with ``ap``, and
     codes when the upstream has them, so corpus statistics can be fitted later); methods that
-    need corpus statistics require ``stats``; ``semantics``, ``a``, ``smoothing`` and
-    ``options`` (registered methods' own) go to ``vqpool.pool`` and are recorded in the header
-    as ``pooled_options``.
+    need corpus statistics require ``stats``; the pooling options (``options``, a mapping or a
+    `PoolOptions`, and keyword options such as ``semantics="reference"`` or a registered method's
+    own) go to ``vqpool.pool`` and are recorded in the header as ``pooled_options``.
     ``resume`` finishes an interrupted run, and returns a complete store as it is; either way
     the store must come from the same job (upstream, rows, batching, pooling, corpus and task).
     Rows are the same when their ids and files are: paths are taken (and stored in each
@@ -168,7 +166,7 @@ def extract(
     rank 0 merges them (see ``vqpool.distributed``).
     ``prefetch`` batches of audio are read and resampled by threads while the model runs.
     """
-    from vqpool.pooling import PoolOptions
+    from vqpool.pooling import PoolOptions, requested_options
 
     if on_bad_audio not in ON_BAD_AUDIO:
         raise ParameterError("on_bad_audio", f"must be one of {', '.join(ON_BAD_AUDIO)}, not {on_bad_audio!r}")
@@ -190,10 +188,10 @@ def extract(
         raise VqpoolError(f"codebooks of {upstream.codebook_size} codes do not fit the store's int16 codes")
     if not batch_seconds > 0:
         raise ParameterError("batch_seconds", f"must be positive, not {batch_seconds}")
-    pool_options = PoolOptions(semantics, a, smoothing, extra=options or {})
+    chosen = PoolOptions.of(**requested_options(options, pool_options))
     pooler = None
     if pooled_only is not None:
-        pooler = _Pooler(pooled_only, stats, upstream, pool_options)
+        pooler = _Pooler(pooled_only, stats, upstream, chosen)
     # One spelling of each file, whatever path reached it.
     rows = [row if isinstance(row, Clip) else canonical_rows([row])[0] for row in rows]
     _check_ids(rows)

@@ -44,10 +44,7 @@ def common_options(args: argparse.Namespace) -> dict:
     return {
         "task": args.task,
         "folds": args.fold,
-        "semantics": args.semantics,
-        "a": args.a,
-        "smoothing": args.smoothing,
-        "options": method_options(args.option),
+        "options": given_pool_options(args),
         "include_validation": args.include_validation,
         "device": args.device,
         "results": args.results,

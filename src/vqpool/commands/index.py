@@ -38,11 +38,10 @@ def add_pooling_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def pooling_options(args: argparse.Namespace) -> dict:
-    from vqpool.commands.bench import method_options
+    from vqpool.commands.bench import given_pool_options
 
     return {"split": args.split, "splits": args.splits, "stats": args.stats,
-            "semantics": args.semantics, "a": args.a, "smoothing": args.smoothing,
-            "options": method_options(args.option), "device": args.device,
+            "options": given_pool_options(args), "device": args.device,
             "overwrite": args.overwrite}
 
 

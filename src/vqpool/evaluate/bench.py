@@ -18,6 +18,7 @@ from vqpool.evaluate.splits import (
     select_folds,
     warn_about_rows,
 )
+from vqpool.pooling import PoolOptions, requested_options
 from vqpool.store import Store, open_store, store_path
 from vqpool.vectors import FoldPooler, choose_methods, resolve_pool_options
 
@@ -29,10 +30,7 @@ def run_bench(
     task: str | None = None,
     folds: str | int | Sequence[int] = "all",
     splits: Sequence[Sequence[str]] | None = None,
-    semantics: str | None = None,
-    a: float | None = None,
-    smoothing: float | None = None,
-    options: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | PoolOptions | None = None,
     include_validation: bool = False,
     device: str | torch.device = "cpu",
     chunk: int | None = None,
@@ -41,6 +39,7 @@ def run_bench(
     results: str | Path | None = None,
     write: bool = True,
     progress: bool = True,
+    **pool_options: Any,
 ) -> list[dict[str, Any]]:
     """1-NN accuracy of each pooling method on a store; one result row per method.
 
@@ -51,9 +50,10 @@ def run_bench(
     Leave-one-session-out folds (rows with a ``session``) hold validation rows out for the probe
     only: here every training session's rows are training rows, as in the paper.
     ``methods="all"`` is every registered method the store can give (a logged note lists the
-    others). ``semantics``, ``a`` and ``smoothing`` default to docs/methods.md's (paper, 1e-3, 1), or
-    for a pooled-only store to those it was pooled with; a stored method refuses other values.
-    ``options`` holds the options that registered methods declare. ``search`` picks the 1-NN
+    others). Pooling options come as ``options`` (a mapping or a `PoolOptions`) and as keyword options
+    (``semantics="reference"``, ``a=1e-4``, a registered method's own); those not named take
+    docs/methods.md's defaults, or for a pooled-only store those it was pooled with (a stored
+    method refuses other values). ``search`` picks the 1-NN
     backend ("auto", "faiss" or "matmul": `vqpool.evaluate.knn`; every one gives the same
     answers); rows record the one that ran in ``settings.search``.
     Rows are appended to ``results`` (default ``STORE/results.jsonl``) unless ``write`` is False.
@@ -68,8 +68,8 @@ def run_bench(
     where = str(store_path(store) or "the store")
     warn_about_rows(store, where)
     methods = choose_methods(store, methods)
-    resolved, pooled_with = resolve_pool_options(store, methods, semantics=semantics, a=a,
-                                                 smoothing=smoothing, options=options, where=where)
+    resolved, pooled_with = resolve_pool_options(store, methods, requested_options(options, pool_options),
+                                                 where=where)
     chosen = select_folds(store.meta, folds, splits, where=where)
     if splits is None and holds_out_validation(store.meta):
         # Leave-one-session-out: the paper's reference set is every training session.

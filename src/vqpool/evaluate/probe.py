@@ -22,7 +22,7 @@ from vqpool.errors import ParameterError
 from vqpool.evaluate.bootstrap import bootstrap_ci
 from vqpool.evaluate.results import make_row, write_rows
 from vqpool.evaluate.splits import encode_labels, resolve_task, select_folds, warn_about_rows
-from vqpool.pooling import get_method, method_names, select_methods
+from vqpool.pooling import PoolOptions, get_method, method_names, requested_options, select_methods
 from vqpool.pooling.heads import build_head
 from vqpool.progress import progress_bar
 from vqpool.store import Store, open_store, store_path
@@ -305,10 +305,7 @@ def run_probe(
     patience: int | None = None,
     folds: str | int | Sequence[int] = "all",
     splits: Sequence[Sequence[str]] | None = None,
-    semantics: str | None = None,
-    a: float | None = None,
-    smoothing: float | None = None,
-    options: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | PoolOptions | None = None,
     include_validation: bool = False,
     device: str | torch.device = "cpu",
     cache_frames: bool | None = None,
@@ -316,6 +313,7 @@ def run_probe(
     results: str | Path | None = None,
     write: bool = True,
     progress: bool = True,
+    **pool_options: Any,
 ) -> list[dict[str, Any]]:
     """Linear-probe accuracy of each method: mean over folds and seeds, std over seeds.
 
@@ -344,8 +342,8 @@ def run_probe(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     heads = [m for m in methods if get_method(m).trained]
     fixed = [m for m in methods if m not in heads]
-    resolved, pooled_with = resolve_pool_options(store, fixed, semantics=semantics, a=a,
-                                                 smoothing=smoothing, options=options, where=where)
+    resolved, pooled_with = resolve_pool_options(store, fixed, requested_options(options, pool_options),
+                                                 where=where)
     # The validation rows select the best epoch.
     chosen = select_folds(store.meta, folds, splits, where=where, need=("train", "validation", "test"))
     labels, classes = encode_labels(store.meta, sorted({i for f in chosen for i in f.used}))

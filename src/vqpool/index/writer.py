@@ -35,6 +35,7 @@ from vqpool.neighbours import (
     normalized,
     resolve_params,
 )
+from vqpool.pooling import PoolOptions, requested_options
 from vqpool.store import open_store
 
 if TYPE_CHECKING:
@@ -60,23 +61,21 @@ def build(
     ef_construction: int | None = None,
     ef_search: int | None = None,
     stats: "CorpusStats | str | os.PathLike | None" = None,
-    semantics: str | None = None,
-    a: float | None = None,
-    smoothing: float | None = None,
-    options: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | PoolOptions | None = None,
     recall_queries: int = 1000,
     seed: int = 0,
     device: str = "cpu",
     max_frames: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    **pool_options: Any,
 ) -> "Index":
     """Pool a store's rows with ``method``, L2-normalise them and index them in folder ``out``.
 
     The rows are those of ``splits`` (default: every row, so any utterance of the store can be
     found); corpus statistics, for methods that need them, are fitted on the rows of ``split``
-    (the training split, as ``bench`` fits them) unless ``stats`` gives them. ``semantics``,
-    ``a``, ``smoothing`` and ``options`` (registered methods' own) are as for ``bench``.
+    (the training split, as ``bench`` fits them) unless ``stats`` gives them. The
+    pooling options (``options`` and keyword options) are as for ``bench``.
     ``kind`` "flat" searches exactly; "ivf" (``nlist`` lists, ``nprobe`` searched) and "hnsw"
     (``hnsw_m`` links, ``ef_construction``, ``ef_search``) are approximate: their recall@10
     against exact search is measured on ``recall_queries`` rows drawn with ``seed`` (held out
@@ -97,8 +96,8 @@ def build(
     rows = select_rows(store, splits)
     params = resolve_params(kind, len(rows), nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m,
                             ef_construction=ef_construction, ef_search=ef_search)
-    pooling = plan_pooling(store, [method], split=split, stats=stats, semantics=semantics, a=a,
-                           smoothing=smoothing, options=options, max_frames=max_frames,
+    pooling = plan_pooling(store, [method], split=split, stats=stats,
+                           options=requested_options(options, pool_options), max_frames=max_frames,
                            progress=progress, parameter="method")
     vectors = np.empty((len(rows), pooling.dims[method]), dtype=np.float32)
     filled = 0

@@ -3,7 +3,7 @@
 from vqpool.defaults import DEFAULT_METHOD
 from vqpool.pooling.api import frame_weights, pool
 from vqpool.pooling.builtins import HEADS, METHODS
-from vqpool.pooling.options import DEFAULT_OPTIONS, SEMANTICS, PoolOptions
+from vqpool.pooling.options import DEFAULT_OPTIONS, SEMANTICS, PoolOptions, requested_options
 from vqpool.pooling.registry import (
     Available,
     Method,
@@ -33,5 +33,6 @@ __all__ = [
     "output_dim",
     "pool",
     "register_method",
+    "requested_options",
     "select_methods",
 ]

@@ -23,10 +23,6 @@ def pool(
     codes: Tensor | None = None,
     method: str = DEFAULT_METHOD,
     stats: CorpusStats | None = None,
-    *,
-    semantics: str = "paper",
-    a: float = 1e-3,
-    smoothing: float = 1.0,
     **options: Any,
 ) -> Tensor:
     """Pool padded frames ``[B, L, D]`` (fp32/fp16/bf16) into fp32 ``[B, D]`` (``[B, 2D]`` for sp).
@@ -37,13 +33,13 @@ def pool(
     of any integer dtype (the methods work in int32, as stores give codes: other dtypes cost a
     conversion).
     ``stats`` (a fitted `CorpusStats`) serves whitening, softdecay, vq-sif, vq-gp and vq-bp.
-    ``semantics``: "paper" (the paper's definitions) or "reference" (its code's behaviour, for
-    vq-squash-or, vq-allsquash-or and softdecay); ``a``: the vq-sif parameter; ``smoothing``: added
-    to every corpus code count (vq-gp, vq-bp); further ``options`` go to registered methods that
-    declare them.
+    ``options`` are pooling options (`PoolOptions`, which checks them): ``semantics``: "paper"
+    (the paper's definitions, default) or "reference" (its code's behaviour, for vq-squash-or,
+    vq-allsquash-or and softdecay); ``a``: the vq-sif parameter (1e-3); ``smoothing``: added to
+    every corpus code count (vq-gp, vq-bp; 1); and those registered methods declare.
     """
     record = get_method(method)
-    chosen = PoolOptions(semantics, a, smoothing, extra=options)
+    chosen = PoolOptions.of(**options)
     _check_needs(record, codes, stats)
     if record.trained:
         raise ParameterError("method", f"{method!r} is a supervised head: build it with "
@@ -70,10 +66,6 @@ def frame_weights(
     codes: Tensor | None,
     method: str = DEFAULT_METHOD,
     stats: CorpusStats | None = None,
-    *,
-    semantics: str = "paper",
-    a: float = 1e-3,
-    smoothing: float = 1.0,
     **options: Any,
 ) -> Tensor:
     """The fp32 ``[B, L]`` frame weights of a weighted-average method (ap, vq-*, or a registered
@@ -83,7 +75,7 @@ def frame_weights(
     if record.weights is None:
         raise ParameterError("method", f"{method!r} is not a weighted average of frames, so it has "
                              "no frame weights")
-    chosen = PoolOptions(semantics, a, smoothing, extra=options)
+    chosen = PoolOptions.of(**options)
     _check_needs(record, codes, stats)
     if codes is None:
         if not isinstance(lengths, Tensor) or lengths.ndim != 1:

@@ -110,9 +110,9 @@ class PoolOptions:
     """Every pooling option, checked. ``extra`` holds the options of registered methods that
     were given (name -> value); the others take their declared defaults."""
 
-    semantics: str = "paper"
-    a: float = 1e-3
-    smoothing: float = 1.0
+    semantics: str = BUILTIN_OPTIONS["semantics"].default
+    a: float = BUILTIN_OPTIONS["a"].default
+    smoothing: float = BUILTIN_OPTIONS["smoothing"].default
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -167,3 +167,13 @@ def _check(option: Option, value: Any) -> None:
 
 
 DEFAULT_OPTIONS = PoolOptions()
+
+
+def requested_options(options: "Mapping[str, Any] | PoolOptions | None" = None,
+                      named: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The pooling options a caller named: ``options`` (a mapping of built-in and declared
+    options, or a `PoolOptions`) updated by ``named`` (keyword options). ``None`` values are left
+    out: they take the store's value or the default. Validation is `PoolOptions`'s."""
+    given = options.as_dict() if isinstance(options, PoolOptions) else dict(options or {})
+    given.update(named or {})
+    return {name: value for name, value in given.items() if value is not None}

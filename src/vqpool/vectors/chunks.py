@@ -19,7 +19,7 @@ import torch
 
 from vqpool.arguments import check_device
 from vqpool.errors import ParameterError, VqpoolError
-from vqpool.pooling import CorpusStats, PoolOptions, get_method, output_dim
+from vqpool.pooling import CorpusStats, PoolOptions, get_method, output_dim, requested_options
 from vqpool.progress import progress_bar
 from vqpool.store import open_store, store_path
 from vqpool.vectors.folds import Fold
@@ -53,10 +53,7 @@ def plan_pooling(
     *,
     split: str = "train",
     stats: CorpusStats | str | os.PathLike | None = None,
-    semantics: str | None = None,
-    a: float | None = None,
-    smoothing: float | None = None,
-    options: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | PoolOptions | None = None,
     max_frames: int | None = None,
     progress: bool = True,
     parameter: str = "methods",
@@ -68,8 +65,7 @@ def plan_pooling(
     store = open_store(store)
     where = str(store_path(store) or "the store")
     chosen = choose_methods(store, methods, parameter=parameter)
-    resolved, _ = resolve_pool_options(store, chosen, semantics=semantics, a=a,
-                                       smoothing=smoothing, options=options, where=where)
+    resolved, _ = resolve_pool_options(store, chosen, requested_options(options), where=where)
     if isinstance(stats, (str, os.PathLike)):
         stats = CorpusStats.load(stats)
     to_fit = [m for m in chosen if get_method(m).needs_stats

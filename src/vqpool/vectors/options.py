@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vqpool.errors import VqpoolError
-from vqpool.pooling import DEFAULT_OPTIONS, PoolOptions, get_method
+from vqpool.pooling import DEFAULT_OPTIONS, PoolOptions, get_method, requested_options
 from vqpool.store import Store
 
 
@@ -19,22 +19,20 @@ def stored_options(store: Store) -> PoolOptions | None:
 
 
 def resolve_pool_options(
-    store: Store, methods: Sequence[str], *, semantics: str | None = None, a: float | None = None,
-    smoothing: float | None = None, options: Mapping[str, Any] | None = None,
+    store: Store, methods: Sequence[str], requested: Mapping[str, Any] | None = None, *,
     where: str = "the store",
 ) -> tuple[PoolOptions, dict[str, PoolOptions]]:
     """The options to pool with, and those each method's vectors were pooled with.
 
-    An option left as ``None`` (or out of ``options``, which holds registered methods' own
-    options) takes the store's value (a pooled-only store's) or the default. A pooled-only
+    ``requested`` holds the options the caller named (`requested_options`); any other takes
+    the store's value (a pooled-only store's) or the default. A pooled-only
     store's stored methods were pooled at extraction: asking for another value of an option
     that changes them is refused rather than silently ignored; their result rows record the
     stored options. Methods derived at evaluation time follow the resolved options.
     """
     stored = stored_options(store)
     base = stored or DEFAULT_OPTIONS
-    requested = {"semantics": semantics, "a": a, "smoothing": smoothing, **(options or {})}
-    requested = {name: value for name, value in requested.items() if value is not None}
+    requested = requested_options(requested)
     resolved = base.replace(**requested)
     if stored is None:
         return resolved, dict.fromkeys(methods, resolved)
