@@ -9,7 +9,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VQPOOL_SHARED", REPO.parent / "shared"))
 FSDD = SHARED / "data" / "fsdd"
-FSDD_SUBSET = REPO / "tests" / "data" / "fsdd"  # 153 recordings, CC BY-SA 4.0: see its README.md
+FSDD_SUBSET = REPO / "tests" / "data" / "fsdd"  # 150 recordings, CC BY-SA 4.0: see its README.md
 FSDD_RECORDINGS = 3000
 FSDD_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset"
 

@@ -209,14 +209,14 @@ def test_a_broken_plugin_is_reported_not_fatal(tmp_path: Path, monkeypatch: pyte
 
 @pytest.fixture
 def manifest(fsdd_root: Path, tmp_path: Path) -> Path:
-    """Digits 0-2 of one speaker: 8 train, 2 validation, 2 test recordings each."""
+    """Digits 0-2 of one speaker: 8 train, 1 validation, 2 test recordings each."""
     path = tmp_path / "digits.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "path", "label", "split"])
         for digit in range(3):
-            for k in range(12):
-                split = "train" if k < 8 else "validation" if k < 10 else "test"
+            for k in range(11):
+                split = "train" if k < 8 else "validation" if k < 9 else "test"
                 writer.writerow([f"{digit}_george_{k}", fsdd_root / f"{digit}_george_{k}.wav", digit, split])
     return path
 

@@ -15,12 +15,12 @@ from vqpool.upstream.codebook import KMeansCodebook
 
 @pytest.fixture(scope="module")
 def stores(fsdd_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Digits 0-2 of one speaker (8 train, 2 validation, 2 test recordings each), extracted with
+    """Digits 0-2 of one speaker (8 train, 1 validation, 2 test recordings each), extracted with
     frames and codes, and pooled-only."""
     rows = [
         {"id": f"{digit}_george_{k}", "path": str(fsdd_root / f"{digit}_george_{k}.wav"),
-         "label": str(digit), "split": "train" if k < 8 else "validation" if k < 10 else "test"}
-        for digit in range(3) for k in range(12)
+         "label": str(digit), "split": "train" if k < 8 else "validation" if k < 9 else "test"}
+        for digit in range(3) for k in range(11)
     ]
     # Random centroids quantize as well as fitted ones for this test, without k-means' time.
     generator = torch.Generator().manual_seed(0)
