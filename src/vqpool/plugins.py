@@ -12,6 +12,9 @@ among those registered; a plugin that fails is reported in a warning, not fatal.
 
 import logging
 from importlib import metadata
+from typing import Any, Generic, TypeVar
+
+from vqpool.errors import ParameterError
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +24,7 @@ CODE_SOURCES = "vqpool.code_sources"
 _WHAT = {METHODS: "pooling", UPSTREAMS: "upstream", CODE_SOURCES: "code source"}
 
 _loaded: set[str] = set()
+E = TypeVar("E", bound=Any)
 
 
 def load(group: str) -> None:
@@ -36,6 +40,33 @@ def load(group: str) -> None:
                         entry.name, entry.value, type(error).__name__, error)
 
 
-def forget(group: str) -> None:
-    """Look for ``group``'s plugins again on next use (new distributions were installed)."""
-    _loaded.discard(group)
+class Registry(Generic[E]):
+    """The named entries of one kind (``what``: "upstream", "code source"), whose plugins come
+    from the entry points of ``group``. vqpool's own modules register the built-ins; a name of a
+    built-in cannot be taken over. Entries have ``builtin`` and ``fallback`` flags."""
+
+    def __init__(self, group: str, what: str) -> None:
+        self.group, self.what = group, what
+        self.entries: dict[str, E] = {}
+
+    def add(self, name: str, entry: E) -> E:
+        known = self.entries.get(name)
+        if known is not None and known.builtin:
+            raise ParameterError("name", f"{name!r} is a built-in {self.what}")
+        self.entries[name] = entry
+        return entry
+
+    def names(self) -> tuple[str, ...]:
+        """Every registered name, the plugins' included."""
+        load(self.group)
+        return tuple(self.entries)
+
+    def get(self, name: str) -> E | None:
+        load(self.group)
+        return self.entries.get(name)
+
+    def in_order(self) -> list[E]:
+        """Users' and plugins' entries before the built-ins, each in registration order, and
+        the fallbacks last."""
+        load(self.group)
+        return sorted(self.entries.values(), key=lambda entry: (entry.fallback, entry.builtin))

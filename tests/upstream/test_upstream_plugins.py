@@ -93,8 +93,8 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "[vqpool.code_sources]\nloudness-bins = vqpool_loudness:register_codes\n")
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.delitem(sys.modules, "vqpool_loudness", raising=False)
-    monkeypatch.setattr(upstream_registry, "_REGISTRY", dict(upstream_registry._REGISTRY))
-    monkeypatch.setattr(code_registry.registry, "_REGISTRY", dict(code_registry.registry._REGISTRY))
+    for registry in (upstream_registry.UPSTREAMS, code_registry.registry.CODE_SOURCES):
+        monkeypatch.setattr(registry, "entries", dict(registry.entries))
     monkeypatch.setattr(plugins, "_loaded", set())
     return site
 

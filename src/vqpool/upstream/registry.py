@@ -36,7 +36,7 @@ class UpstreamEntry:
     description: str
 
 
-_REGISTRY: dict[str, UpstreamEntry] = {}
+UPSTREAMS: plugins.Registry[UpstreamEntry] = plugins.Registry(plugins.UPSTREAMS, "upstream")
 
 
 def register_upstream(
@@ -52,30 +52,24 @@ def register_upstream(
     `Upstream` for the specs equal to ``name`` or accepted by ``matches(spec)``."""
     if not name or name != name.strip():
         raise ParameterError("name", f"{name!r} is not an upstream name")
-    if name in _REGISTRY and _REGISTRY[name].builtin:
-        raise ParameterError("name", f"{name!r} is a built-in upstream")
-    entry = UpstreamEntry(name, factory, matches, builtin, fallback, description)
-    _REGISTRY[name] = entry
-    return entry
+    return UPSTREAMS.add(name, UpstreamEntry(name, factory, matches, builtin, fallback, description))
 
 
 def upstream_names() -> tuple[str, ...]:
     """Registered upstreams, the plugins' included."""
-    plugins.load(plugins.UPSTREAMS)
-    return tuple(_REGISTRY)
+    return UPSTREAMS.names()
 
 
 def find_upstream(spec: str) -> UpstreamEntry:
     """The registered upstream that takes ``spec``."""
-    plugins.load(plugins.UPSTREAMS)
-    entry = _REGISTRY.get(spec)
+    entry = UPSTREAMS.get(spec)
     if entry is not None and not entry.fallback:
         return entry
-    for entry in sorted(_REGISTRY.values(), key=lambda entry: (entry.fallback, entry.builtin)):
+    for entry in UPSTREAMS.in_order():
         if entry.fallback or (entry.matches is not None and entry.matches(spec)):
             return entry
     raise ParameterError("upstream", f"{spec!r}: no registered upstream takes it "
-                         f"({', '.join(_REGISTRY)})")
+                         f"({', '.join(UPSTREAMS.names())})")
 
 
 def load_upstream(

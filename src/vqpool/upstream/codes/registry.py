@@ -49,7 +49,7 @@ class CodeSourceEntry:
     description: str
 
 
-_REGISTRY: dict[str, CodeSourceEntry] = {}
+CODE_SOURCES: plugins.Registry[CodeSourceEntry] = plugins.Registry(plugins.CODE_SOURCES, "code source")
 
 
 def register_code_source(
@@ -68,25 +68,21 @@ def register_code_source(
     ``matches(request)`` accepts (default: paths ending in one of ``suffixes``)."""
     if not name or ":" in name or name != name.strip():
         raise ParameterError("name", f"{name!r}: a code source's name is a word without ':'")
-    if name in _REGISTRY and _REGISTRY[name].builtin:
-        raise ParameterError("name", f"{name!r} is a built-in code source")
     if matches is None and suffixes:
         def matches(request: CodesFrom) -> bool:
             return Path(request.spec).suffix.lower() in suffixes
-    entry = CodeSourceEntry(name, factory, matches, tuple(suffixes), builtin, fallback, description)
-    _REGISTRY[name] = entry
-    return entry
+    return CODE_SOURCES.add(name, CodeSourceEntry(name, factory, matches, tuple(suffixes), builtin,
+                                                   fallback, description))
 
 
 def code_source_names() -> tuple[str, ...]:
     """Registered code sources, the plugins' included."""
-    plugins.load(plugins.CODE_SOURCES)
-    return tuple(_REGISTRY)
+    return CODE_SOURCES.names()
 
 
 def file_suffixes() -> tuple[str, ...]:
     """Every suffix a registered code source reads."""
-    return tuple(suffix for entry in _REGISTRY.values() for suffix in entry.suffixes)
+    return tuple(suffix for entry in CODE_SOURCES.entries.values() for suffix in entry.suffixes)
 
 
 def looks_like_path(spec: str) -> bool:
@@ -101,17 +97,16 @@ def load_code_source(codes_from: str | os.PathLike | CodesFrom | CodeSource,
     if isinstance(codes_from, CodeSource):
         return codes_from
     request = codes_from if isinstance(codes_from, CodesFrom) else CodesFrom(os.fspath(codes_from))
-    plugins.load(plugins.CODE_SOURCES)
     if not Path(request.spec).expanduser().exists():
         name, _, argument = request.spec.partition(":")
-        if name in _REGISTRY:
+        entry = CODE_SOURCES.get(name)
+        if entry is not None:
             named = request if not argument else CodesFrom(**{**request.to_json(), "spec": argument})
-            return _REGISTRY[name].factory(named, context)
-    ordered = sorted(_REGISTRY.values(), key=lambda entry: (entry.fallback, entry.builtin))  # users' first
-    for entry in ordered:
+            return entry.factory(named, context)
+    for entry in CODE_SOURCES.in_order():
         if entry.matches is not None and entry.matches(request):
             return entry.factory(request, context)
     if not Path(request.spec).expanduser().exists():
         raise ParameterError("codes_from", f"{request.spec}: no such file or folder")
     raise ParameterError("codes_from", f"{request.spec}: no code source reads it (registered: "
-                         f"{', '.join(_REGISTRY)})")
+                         f"{', '.join(CODE_SOURCES.names())})")
