@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from vqpool._version import __version__
+from vqpool.arguments import check_device
 from vqpool.errors import ParameterError, VqpoolError
 from vqpool.tensors import length_mask
 
@@ -95,18 +96,6 @@ def select_layers(hidden: Hidden, selection: Selection | list[Selection]) -> Ten
     return total / len(selection)
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as error:
-        raise VqpoolError(f"device {device!r}: {error}") from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError(
-            "device", f"{device!r}: CUDA is not available on this machine (use cpu)"
-        )
-    return resolved
-
-
 class Upstream(ABC):
     """Waveforms -> frames (+ codes). Subclasses set the attributes below and implement ``_forward``.
 
@@ -127,7 +116,7 @@ class Upstream(ABC):
     def __init__(self, *, layers: str = "mean", device: str | torch.device = "cpu") -> None:
         self.layers = layers
         self.selection = self._parse(layers)
-        self.device = resolve_device(device)
+        self.device = check_device(device)
         self.codes = self.own_codes()
 
     def own_codes(self) -> CodeSource | None:

@@ -91,14 +91,13 @@ def load_upstream(
     plugin's source (`vqpool.upstream.codes`; a `CodesFrom` adds levels, layer, rate), aligned
     to the frames by time. A hub id is only fetched when ``allow_download`` is True.
     """
-    if codebook is not None and codes_from is not None:
-        raise ParameterError("codes_from", "replaces the upstream's codes: give it or {codebook}, not both")
+    _one_source(codebook, codes_from)  # before the model loads
     upstream = find_upstream(spec).factory(spec, layers=layers, device=device,
                                            allow_download=allow_download)
     if not isinstance(upstream, Upstream):
         raise VqpoolError(f"upstream {spec!r}: its factory returned {type(upstream).__name__}, "
                           "not a vqpool.upstream.Upstream")
-    return with_codes(upstream, codebook=codebook, codes_from=codes_from, allow_download=allow_download)
+    return _attach(upstream, codebook, codes_from, allow_download)
 
 
 def with_codes(
@@ -109,8 +108,18 @@ def with_codes(
     allow_download: bool = False,
 ) -> Upstream:
     """``upstream`` taking its codes from ``codebook`` (fitted on it) or ``codes_from``."""
+    _one_source(codebook, codes_from)
+    return _attach(upstream, codebook, codes_from, allow_download)
+
+
+def _one_source(codebook: object, codes_from: object) -> None:
     if codebook is not None and codes_from is not None:
         raise ParameterError("codes_from", "replaces the upstream's codes: give it or {codebook}, not both")
+
+
+def _attach(upstream: Upstream, codebook: str | os.PathLike | KMeansCodebook | None,
+            codes_from: str | os.PathLike | CodesFrom | CodeSource | None,
+            allow_download: bool) -> Upstream:
     if codebook is not None:
         loaded = codebook if isinstance(codebook, KMeansCodebook) else KMeansCodebook.load(Path(codebook))
         upstream.use_codes(OwnCodebook(loaded, upstream))
